@@ -1,0 +1,293 @@
+"""The leader's duties: sequencing updates, failure detection, regroup (S22), joins,
+admin commands, eviction (S20) and resource-group placement.
+
+The leader keeps one proposal in flight. Decisions that depend on the committed view
+(group placement) are only taken when nothing is in flight, so they never act on a view
+that is missing one of the leader's own updates.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from actors import messages as m
+from actors.effects import Effect, Send, SetTimer
+from actors.placement import better_preferred, load_of, place
+from events import types as ev
+from events.record import Draft, Record, draft
+from projections import state as proj
+from projections.state import ClusterState
+
+if TYPE_CHECKING:
+    from actors.node import NodeCore
+
+REGROUP_TIMER = "regroup"
+GROUP_NAME_MAX_CHARS = 64
+
+
+class LeaderMixin:
+    def _init_leading(self: NodeCore) -> None:
+        self.outbox: list[Draft] = []
+        self.waiters: list[tuple[str, str]] = []  # (request_id, reply_to) answered when the outbox commits
+        self.inflight: tuple[str, list[tuple[str, str]]] | None = None
+        self.batches = 0
+        self.leader_since = 0
+        self.last_hb: dict[str, int] = {}
+        self.misses: dict[str, int] = {}
+        self.applied: dict[str, int] = {}
+        self.lag_since: dict[str, int] = {}
+        self.regroup: dict[str, Any] | None = None
+        self.rounds = 0
+        self.suspect: str | None = None
+        self.admitting: dict[str, int] = {}
+
+    def _others(self: NodeCore) -> list[str]:
+        mv = self.view.membership
+        return sorted(n for n in mv.nodes if n != self.id and mv.is_full_member(n))
+
+    # --- taking over -------------------------------------------------------------------------
+    def _become_leader(self: NodeCore, now: int) -> list[Effect]:
+        old = self.view.membership.leader
+        self.role, self.leader, self.leader_since = "leader", self.id, now
+        self._init_leading()
+        self.leader_since = now
+        others = self._others()
+        self.last_hb = {n: now for n in others}
+        drafts: list[Draft] = []
+        if self.create is not None and self.view.seq == 0:
+            drafts += self._creation_drafts()
+        drafts.append(draft(ev.QuorumAcquired(lease_ms=self.settings.lease_ms), by=self.id, node=self.id))
+        exited = [n for n in others if n in self.exits_seen]
+        drafts += [draft(ev.NodeExited(), by=self.id, node=n) for n in exited]
+        self.outbox += drafts
+        out: list[Effect] = [Send(m.QUORUM, m.RenewLease(node=self.id, epoch=self.epoch, sent_at=now))]
+        if old not in (None, self.id) and old not in self.exits_seen and [n for n in others if n not in exited]:
+            self.suspect = old  # its lease ran out, so it has stopped its groups
+            out += self._start_regroup(now, "leader takeover")
+        return out
+
+    def _creation_drafts(self: NodeCore) -> list[Draft]:
+        from actors.auth import fingerprint
+
+        spec = self.create
+        assert spec is not None
+        created = ev.ClusterCreated(cluster_id=spec.cluster_id, name=spec.name,
+                                    secret_fingerprint=fingerprint(self.identity.secret),
+                                    settings=self.settings.as_event_settings())
+        out = [draft(created, by=self.id, node=self.id),
+               draft(ev.QuorumConfigured(resource=spec.quorum_resource, lease_ms=self.settings.lease_ms), by=self.id)]
+        return out + [draft(ev.NodeAdded(), by=self.id, node=n) for n in spec.members]
+
+    def _step_down(self: NodeCore, now: int, reason: str) -> list[Effect]:
+        out = self._answer_waiters(False, None, status=503, error="leader_changed", detail=reason)
+        self.outbox, self.inflight, self.regroup = [], None, None
+        self.role = "searching"
+        self.contact_until = self.lease_until  # our groups may run until our lease ends, no longer
+        return out + [SetTimer("contact", self.contact_until)]
+
+    # --- sequencing ------------------------------------------------------------------------------
+    def _flush(self: NodeCore, now: int) -> list[Effect]:
+        if self.inflight is not None:
+            return []
+        # Place groups against the view as it will be once the outbox commits, so that a
+        # NodeDown and the moves of that node's groups land in one batch (invariant 4).
+        self.outbox += self._reconcile(self._speculative_view())
+        if not self.outbox:
+            return []
+        self.batches += 1
+        batch_id = f"{self.id}:{self.epoch}:{self.batches}"
+        self.inflight = (batch_id, self.waiters)
+        drafts, self.outbox, self.waiters = tuple(self.outbox), [], []
+        return [Send(m.elm_addr(self.id), m.Propose(epoch=self.epoch, drafts=drafts, batch_id=batch_id))]
+
+    def _batch_committed(self: NodeCore, batch_id: str, records: tuple, now: int) -> list[Effect]:
+        if self.inflight is None or self.inflight[0] != batch_id:
+            return []
+        waiters = self.inflight[1]
+        self.inflight = None
+        return [Send(to, m.AdminReply(request_id=rid, ok=True, seq=records[-1].seq)) for rid, to in waiters]
+
+    def _answer_waiters(self: NodeCore, ok: bool, seq: int | None, **err: Any) -> list[Effect]:
+        waiters = list(self.waiters) + (list(self.inflight[1]) if self.inflight else [])
+        self.waiters = []
+        return [Send(to, m.AdminReply(request_id=rid, ok=ok, seq=seq, **err)) for rid, to in waiters]
+
+    def _proposal_failed(self: NodeCore, msg: m.ProposalFailed, now: int, sender: str) -> list[Effect]:
+        if self.role != "leader" or self.inflight is None or self.inflight[0] != msg.batch_id:
+            return []
+        # Fenced: a newer epoch exists. Conflict: the log moved without us. Either way our
+        # picture is stale; step down and let the quorum decide again.
+        return self._step_down(now, f"append {msg.reason}")
+
+    # --- liveness of the leader itself --------------------------------------------------------
+    def _leader_tick(self: NodeCore, now: int) -> list[Effect]:
+        if now >= self.lease_until:
+            return self._step_down(now, "quorum lease expired")
+        out: list[Effect] = [Send(m.QUORUM, m.RenewLease(node=self.id, epoch=self.epoch, sent_at=now))]
+        out += self._count_misses(now)
+        self._check_lag(now, out)
+        return out
+
+    def _lease_renewed(self: NodeCore, msg: m.LeaseRenewed, now: int, sender: str) -> list[Effect]:
+        if self.role == "leader" and msg.epoch == self.epoch:
+            self.lease_until = max(self.lease_until, msg.sent_at + self.settings.lease_ms)
+        return []
+
+    def _lease_lost(self: NodeCore, msg: m.LeaseLost, now: int, sender: str) -> list[Effect]:
+        if self.role == "leader" and msg.epoch >= self.epoch:
+            return self._step_down(now, "quorum lease lost")
+        return []
+
+    # --- failure detection and regroup (S22) ------------------------------------------------------
+    def _heartbeat(self: NodeCore, msg: m.Heartbeat, now: int, sender: str) -> list[Effect]:
+        if self.role != "leader":
+            return []
+        if msg.epoch > self.epoch:
+            return self._step_down(now, f"{msg.node} knows epoch {msg.epoch}")
+        if not self.view.membership.is_full_member(msg.node):
+            if msg.node in self.admitting:
+                return []  # its NodeJoined is on its way
+            return [Send(sender, m.NotMember(leader=self.id, epoch=self.epoch))]
+        self.last_hb[msg.node] = now
+        self.misses[msg.node] = 0
+        self.applied[msg.node] = msg.applied_seq
+        ack = m.HeartbeatAck(leader=self.id, epoch=self.epoch, committed_seq=self.view.seq, sent_at=msg.sent_at)
+        return [Send(sender, ack)]
+
+    def _count_misses(self: NodeCore, now: int) -> list[Effect]:
+        interval, limit = self.settings.interval_ms, self.settings.heartbeat_misses_before_regroup
+        out: list[Effect] = []
+        for n in self._others():
+            if n in self.exits_seen:
+                continue
+            count = self.misses.get(n, 0)
+            if now - self.last_hb.get(n, self.leader_since) < interval * (count + 1):
+                continue
+            count += 1
+            self.misses[n] = count
+            if count <= limit:  # bounded: a dead node costs at most `limit` events
+                self.outbox.append(draft(ev.HeartbeatMissed(count=count), by=self.id, node=n))
+            if count >= limit and self.regroup is None:
+                out += self._start_regroup(now, f"{n} missed {count} heartbeats")
+        return out
+
+    def _start_regroup(self: NodeCore, now: int, reason: str) -> list[Effect]:
+        self.rounds += 1
+        self.regroup = {"round": self.rounds, "reason": reason, "acks": set()}
+        poll = m.RegroupPoll(leader=self.id, epoch=self.epoch, round=self.rounds)
+        out: list[Effect] = [Send(m.node_addr(n), poll) for n in self._others()]
+        return out + [SetTimer(REGROUP_TIMER, now + self.settings.regroup_ms)]
+
+    def _regroup_ack(self: NodeCore, msg: m.RegroupAck, now: int, sender: str) -> list[Effect]:
+        if self.role == "leader" and self.regroup is not None and msg.round == self.regroup["round"]:
+            self.regroup["acks"].add(msg.node)
+            self.last_hb[msg.node] = max(self.last_hb.get(msg.node, 0), now)
+        return []
+
+    def _finish_regroup(self: NodeCore, now: int) -> list[Effect]:
+        if self.role != "leader" or self.regroup is None:
+            return []
+        acks, reason = self.regroup["acks"], self.regroup["reason"]
+        bound = self.settings.failover_bound_ms
+        down = [n for n in self._others() if n not in acks and n not in self.exits_seen
+                and (n == self.suspect or now - self.last_hb.get(n, self.leader_since) >= bound)]
+        online = sorted({self.id, *(n for n in self._others() if n not in down)})
+        self.outbox.append(draft(ev.Regrouped(online=tuple(online), down=tuple(down), reason=reason), by=self.id))
+        self.outbox += [draft(ev.NodeDown(reason="no answer to regroup"), by=self.id, node=n) for n in down]
+        for n in online:
+            self.misses[n] = 0
+        self.regroup, self.suspect = None, None
+        return []
+
+    def _check_lag(self: NodeCore, now: int, out: list[Effect]) -> None:
+        """S20: a member whose replica stays too far behind is evicted."""
+        head = self.view.seq
+        for n in self._others():
+            if head - self.applied.get(n, head) <= self.settings.evict_lag_events:
+                self.lag_since.pop(n, None)
+                continue
+            since = self.lag_since.setdefault(n, now)
+            if now - since >= self.settings.evict_after_ms and not self._queued(n, "NodeEvicted"):
+                reason = f"lagging: applied {self.applied[n]} of {head}"
+                self.outbox.append(draft(ev.NodeEvicted(reason=reason), by=self.id, node=n))
+                out.append(Send(m.node_addr(n), m.EvictNotice(node=n, reason=reason)))
+
+    def _queued(self: NodeCore, node: str, type_name: str) -> bool:
+        return any(d.node == node and d.event.type == type_name for d in self.outbox)
+
+    def _member_exited(self: NodeCore, node: str, now: int) -> list[Effect]:
+        """S21/S22: a planned leave: record it and move its groups. No regroup."""
+        if self.view.membership.is_full_member(node) and not self._queued(node, "NodeExited"):
+            self.outbox.append(draft(ev.NodeExited(), by=self.id, node=node))
+        return []
+
+    # --- joins and forwarded decisions --------------------------------------------------------------
+    def _join_approved(self: NodeCore, msg: m.JoinApproved, now: int, sender: str) -> list[Effect]:
+        if self.role != "leader" or not self.view.config.is_member(msg.joiner):
+            return []
+        node = self.view.membership.nodes.get(msg.joiner)
+        incarnation = (node.incarnation if node else 0) + 1
+        if self.admitting.get(msg.joiner, 0) >= incarnation:
+            return []
+        self.admitting[msg.joiner] = incarnation
+        self.exits_seen.discard(msg.joiner)
+        s = msg.sponsor
+        self.outbox += [
+            draft(ev.JoinRequested(sponsor=s, replica_seq=msg.their_seq), by=s, node=msg.joiner),
+            draft(ev.NodeAuthenticated(sponsor=s), by=s, node=msg.joiner),
+            draft(ev.ConfigDbSynced(sponsor=s, mode=msg.mode, from_seq=msg.from_seq, to_seq=msg.to_seq), by=s, node=msg.joiner),
+            draft(ev.NodeJoined(incarnation=incarnation), by=self.id, node=msg.joiner),
+        ]
+        self.last_hb[msg.joiner], self.misses[msg.joiner] = now, 0
+        self.applied[msg.joiner] = msg.to_seq
+        return []
+
+    def _forwarded(self: NodeCore, msg: m.ForwardDrafts, now: int, sender: str) -> list[Effect]:
+        if self.role == "leader":
+            self.outbox += [d for d in msg.drafts if d.event.type == "JoinRejected"]
+        return []
+
+    # --- resource groups ----------------------------------------------------------------------------
+    def _speculative_view(self: NodeCore) -> ClusterState:
+        if not self.outbox:
+            return self.view
+        base = self.view.seq
+        pending = [Record(base + i + 1, self.epoch, "", d.node, d.by, d.event, "") for i, d in enumerate(self.outbox)]
+        return proj.fold(self.view, pending)
+
+    def _reconcile(self: NodeCore, view: ClusterState) -> list[Draft]:
+        """Place every group that has no live owner; fail back where the policy asks for it."""
+        mv, cfg = view.membership, view.config
+        load = load_of(mv)
+        out: list[Draft] = []
+        for name in sorted(cfg.groups):
+            group, gv = cfg.groups[name], mv.groups.get(name)
+            owner = gv.owner if gv else None
+            if owner is not None and mv.is_full_member(owner):
+                target = better_preferred(group, owner, mv) if group.failback else None
+                reason = "failback"
+            else:
+                target = place(group, mv, load)
+                reason = "failover" if owner is not None else "placed"
+                if target is None and owner is None:
+                    continue
+            if target is None or target == owner:
+                if owner is not None and target is None and not mv.is_full_member(owner):
+                    out.append(draft(ev.GroupMoved(group=name, from_node=owner, to_node=None, reason="no node can take it"), by=self.id))
+                continue
+            load[target] = load.get(target, 0) + 1
+            out.append(draft(ev.GroupMoved(group=name, from_node=owner, to_node=target, reason=reason), by=self.id))
+        return out
+
+    # --- admin commands ------------------------------------------------------------------------------
+    def _leader_admin(self: NodeCore, msg: m.AdminCommand, now: int) -> list[Effect]:
+        from actors.admin import decide
+
+        result = decide(self, msg, now)
+        if isinstance(result, m.AdminReply):
+            return [Send(msg.reply_to, result)]
+        drafts, effects = result
+        if drafts:  # answered once they commit; a forwarded leave is answered by the node itself
+            self.outbox += drafts
+            self.waiters.append((msg.request_id, msg.reply_to))
+        return effects

@@ -1,0 +1,269 @@
+"""Every message the three actors exchange. Actors talk only through these.
+
+Addresses are strings: `quorum`, `node:<id>`, `elm:<id>` (the Ray actor names too).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from events.record import Draft, Record
+
+QUORUM = "quorum"
+
+
+def node_addr(node_id: str) -> str:
+    return f"node:{node_id}"
+
+
+def elm_addr(node_id: str) -> str:
+    return f"elm:{node_id}"
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+
+class TimerFired(Message):
+    key: str
+
+
+# --- Quorum resource (S5–S8) -------------------------------------------------------------
+class AcquireQuorum(Message):
+    node: str
+    sent_at: int
+
+
+class QuorumGranted(Message):
+    epoch: int
+    lease_ms: int
+    head_seq: int
+    sent_at: int
+
+
+class QuorumDenied(Message):
+    owner: str | None
+    epoch: int
+    reason: str
+
+
+class RenewLease(Message):
+    node: str
+    epoch: int
+    sent_at: int
+
+
+class LeaseRenewed(Message):
+    epoch: int
+    sent_at: int
+
+
+class LeaseLost(Message):
+    epoch: int
+    owner: str | None
+
+
+class ReleaseQuorum(Message):
+    node: str
+    epoch: int
+
+
+class AppendEntries(Message):
+    node: str
+    epoch: int
+    expected_seq: int
+    drafts: tuple[Draft, ...]
+    batch_id: str
+
+
+class AppendAccepted(Message):
+    batch_id: str
+    records: tuple[Record, ...]
+
+
+class AppendRefused(Message):
+    batch_id: str
+    reason: Literal["fenced", "conflict"]
+    epoch: int
+    head_seq: int
+
+
+class ReadLog(Message):
+    from_seq: int
+    reply_to: str
+    max_records: int
+
+
+class LogRange(Message):
+    records: tuple[Record, ...]
+    head_seq: int
+
+
+# --- Node <-> its EventLogManager ---------------------------------------------------------
+class Propose(Message):
+    epoch: int
+    drafts: tuple[Draft, ...]
+    batch_id: str
+
+
+class Committed(Message):
+    records: tuple[Record, ...]
+    batch_id: str | None = None  # set when these records are the node's own proposal
+    replaced: bool = False  # the replica was replaced by a full copy: these records start at seq 1
+
+
+class ProposalFailed(Message):
+    batch_id: str
+    reason: str
+    epoch: int
+
+
+class CatchUp(Message):
+    target_seq: int
+
+
+class CaughtUp(Message):
+    head_seq: int
+
+
+class SendSync(Message):
+    joiner: str
+    their_seq: int
+    their_hash: str
+
+
+class SyncSent(Message):
+    joiner: str
+    mode: Literal["none", "delta", "full"]
+    from_seq: int
+    to_seq: int
+    their_seq: int
+
+
+# --- ELM <-> ELM ----------------------------------------------------------------------------
+class Replicate(Message):
+    records: tuple[Record, ...]
+
+
+class ReplicaSync(Message):
+    """S17: the sponsor's copy for a joiner: the missing tail (delta) or the whole log (full)."""
+
+    sponsor: str
+    mode: Literal["none", "delta", "full"]
+    records: tuple[Record, ...]
+
+
+# --- Node <-> Node ---------------------------------------------------------------------------
+class Discover(Message):
+    node: str
+    cluster_id: str
+
+
+class DiscoverReply(Message):
+    member: str
+    leader: str | None
+    epoch: int
+
+
+class JoinRequest(Message):
+    node: str
+    cluster_id: str
+    replica_seq: int
+    replica_hash: str
+
+
+class JoinChallenge(Message):
+    sponsor: str
+    nonce: str
+
+
+class JoinResponse(Message):
+    node: str
+    mac: str
+
+
+class JoinRefused(Message):
+    sponsor: str
+    reason: str
+
+
+class JoinApproved(Message):
+    joiner: str
+    sponsor: str
+    mode: Literal["none", "delta", "full"]
+    from_seq: int
+    to_seq: int
+    their_seq: int
+
+
+class ForwardDrafts(Message):
+    """A follower's decision that only the leader may append (e.g. a JoinRejected)."""
+
+    drafts: tuple[Draft, ...]
+
+
+class Heartbeat(Message):
+    node: str
+    epoch: int
+    applied_seq: int
+    sent_at: int
+
+
+class HeartbeatAck(Message):
+    leader: str
+    epoch: int
+    committed_seq: int
+    sent_at: int
+
+
+class NotMember(Message):
+    leader: str
+    epoch: int
+
+
+class RegroupPoll(Message):
+    leader: str
+    epoch: int
+    round: int
+
+
+class RegroupAck(Message):
+    node: str
+    epoch: int
+    round: int
+    sent_at: int
+
+
+class ClusterExit(Message):
+    node: str
+    epoch: int
+
+
+class EvictNotice(Message):
+    node: str
+    reason: str
+
+
+# --- Admin ----------------------------------------------------------------------------------
+AdminOp = Literal[
+    "create", "add-node", "pause", "resume", "evict", "leave",
+    "group-create", "group-move", "group-delete",
+]
+
+
+class AdminCommand(Message):
+    op: AdminOp
+    args: dict[str, Any]
+    request_id: str
+    reply_to: str
+
+
+class AdminReply(Message):
+    request_id: str
+    ok: bool
+    seq: int | None = None
+    status: int = 200  # HTTP-style: 200, 404, 409, 422, 503
+    error: str | None = None
+    detail: str | None = None

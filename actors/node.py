@@ -1,0 +1,287 @@
+"""The Node core: the cluster service on one server (S9–S22).
+
+Sans-I/O: `step(msg, now, sender)` returns effects. The node keeps its own fold of the
+committed log (sent by its ELM as `Committed`) and decides from it. Roles:
+
+  joining    discovery, then sponsor + challenge + replica sync (S13–S18)
+  forming    asked the Quorum for ownership; `taking_over` once granted, until caught up
+  leader     owns the quorum: sequences every update, counts misses, regroups, places groups
+  follower   heartbeats the leader; runs its groups while the leader's acks are fresh (S8c)
+  searching  lost the leader: groups stop when contact runs out; asks the Quorum, follows a new leader
+  rejected   a join was refused (S16): waits, then tries again
+  exited / evicted   the service stopped (S19–S21, S20)
+
+Leader duties live in `actors.leading`, joining in `actors.joining`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from actors import messages as m
+from actors.auth import NonceSource
+from actors.effects import Effect, Send, SetTimer, StartGroup, StopGroup, StopService
+from actors.joining import JoiningMixin
+from actors.leading import LeaderMixin
+from actors.settings import ProtocolSettings
+from events.record import Record
+from projections import state as proj
+from projections.state import ClusterState
+
+TICK_TIMER = "tick"
+CONTACT_TIMER = "contact"
+ACTIVE_ROLES = frozenset({"leader", "follower", "searching"})
+STOPPED_ROLES = frozenset({"exited", "evicted"})
+
+
+@dataclass(frozen=True)
+class CreateSpec:
+    """S1: what `roster create` decides: the name, the id, the first members, the settings."""
+
+    cluster_id: str
+    name: str
+    members: tuple[str, ...]
+    quorum_resource: str = "quorum"
+
+
+@dataclass
+class NodeIdentity:
+    node_id: str
+    cluster_id: str
+    secret: bytes = field(repr=False)
+    peers: tuple[str, ...] = ()  # discovery seeds, used until the replica names the members
+
+
+class NodeCore(JoiningMixin, LeaderMixin):
+    def __init__(self, identity: NodeIdentity, settings: ProtocolSettings, *, entropy: bytes,
+                 records: list[Record] | None = None, create: CreateSpec | None = None) -> None:
+        self.id = identity.node_id
+        self.me = m.node_addr(self.id)
+        self.identity = identity
+        self.settings = settings
+        self.nonces = NonceSource(entropy)
+        self.view = proj.fold(ClusterState(), records or [])
+        self.create = create
+        self.role = "joining"
+        self.epoch = self.view.membership.epoch
+        self.leader: str | None = None
+        self.contact_until = 0  # follower: groups may run until then (last acked heartbeat + detection)
+        self.lease_until = 0  # leader: its quorum lease, as it can prove it
+        self.exits_seen: set[str] = set()
+        self.running: set[str] = set()
+        self.stopped_reason: str | None = None
+        self._init_joining()
+        self._init_leading()
+
+    # --- the shell's entry points ---------------------------------------------------------
+    def start(self, now: int) -> list[Effect]:
+        """S14: load the local replica, bring no group online, then discover or form."""
+        out: list[Effect] = [SetTimer(TICK_TIMER, now + self.settings.interval_ms)]
+        if self.create is not None and self.view.seq == 0:
+            return out + self._ask_quorum(now, "forming")
+        return out + self._begin_join(now)
+
+    def step(self, msg: m.Message, now: int, sender: str) -> list[Effect]:
+        if self.role in STOPPED_ROLES:
+            return self._stopped_reply(msg)
+        handler = _HANDLERS.get(type(msg))
+        if handler is None:
+            raise TypeError(f"node cannot handle {type(msg).__name__}")
+        out = handler(self, msg, now, sender)
+        if self.role == "leader":
+            out += self._flush(now)
+        return out + self._sync_groups(now)
+
+    def _stopped_reply(self, msg: m.Message) -> list[Effect]:
+        if isinstance(msg, m.AdminCommand):
+            return [Send(msg.reply_to, m.AdminReply(request_id=msg.request_id, ok=False, status=503,
+                                                    error="node_stopped", detail=f"{self.id} has {self.role}"))]
+        return []
+
+    # --- groups: what may run here, derived from the view and the role (S8c, S11, S12) -------
+    def desired_groups(self, now: int) -> set[str]:
+        if not self.view.membership.is_full_member(self.id):
+            return set()
+        if self.role == "leader":
+            ok = now < self.lease_until
+        elif self.role in ("follower", "searching"):
+            ok = now < self.contact_until
+        else:
+            ok = False
+        return set(self.view.membership.groups_of(self.id)) if ok else set()
+
+    def _sync_groups(self, now: int) -> list[Effect]:
+        want = self.desired_groups(now)
+        out: list[Effect] = [StopGroup(g) for g in sorted(self.running - want)]
+        out += [StartGroup(g) for g in sorted(want - self.running)]
+        self.running = want
+        return out
+
+    # --- the committed log --------------------------------------------------------------------
+    def _committed(self, msg: m.Committed, now: int, sender: str) -> list[Effect]:
+        if msg.replaced:  # S17: a full copy of another history replaced our replica
+            self.view = ClusterState()
+        fresh = [r for r in msg.records if r.seq > self.view.seq]
+        if fresh:
+            proj.apply_in_place(self.view, fresh)
+        out: list[Effect] = []
+        if msg.batch_id is not None:
+            out += self._batch_committed(msg.batch_id, msg.records, now)
+        return out + self._follow_view(now)
+
+    def _follow_view(self, now: int) -> list[Effect]:
+        """React to what the log now says about this node and about the leader."""
+        me = self.view.membership.nodes.get(self.id)
+        if me is not None and me.evicted:
+            return self._evicted("evicted (seen in the log)")
+        view_epoch, view_leader = self.view.membership.epoch, self.view.membership.leader
+        if self.role == "leader" and view_epoch > self.epoch and view_leader != self.id:
+            return self._step_down(now, "a newer leader committed")
+        if self.role in ("follower", "searching") and view_epoch >= self.epoch and view_leader not in (None, self.id):
+            self.epoch, self.leader = view_epoch, view_leader
+            self.role = "follower"
+        if self.role == "follower" and me is not None and me.state == "Offline":
+            return self._begin_join(now)  # declared down while we were away: rejoin (S13)
+        if self.role == "joining":
+            return self._check_admitted(now)
+        return []
+
+    # --- time -----------------------------------------------------------------------------------
+    def _timer(self, msg: m.TimerFired, now: int, sender: str) -> list[Effect]:
+        if msg.key == TICK_TIMER:
+            return [SetTimer(TICK_TIMER, now + self.settings.interval_ms)] + self._tick(now)
+        return self._join_timer(msg.key, now)  # CONTACT_TIMER only re-checks the groups
+
+    def _tick(self, now: int) -> list[Effect]:
+        if self.role == "leader":
+            return self._leader_tick(now)
+        if self.role == "follower":
+            if now >= self.contact_until and self.contact_until > 0:
+                return self._lost_leader(now)
+            return [self._heartbeat(now)]
+        if self.role == "searching":
+            out = self._ask_quorum(now, "searching")
+            return out + ([self._heartbeat(now)] if self.leader not in (None, self.id) else [])
+        return self._join_tick(now)
+
+    def _heartbeat(self, now: int) -> Send:
+        assert self.leader is not None
+        hb = m.Heartbeat(node=self.id, epoch=self.epoch, applied_seq=self.view.seq, sent_at=now)
+        return Send(m.node_addr(self.leader), hb)
+
+    def _heartbeat_ack(self, msg: m.HeartbeatAck, now: int, sender: str) -> list[Effect]:
+        if msg.epoch < self.epoch or self.role not in ("follower", "searching"):
+            return []
+        self.epoch, self.leader = msg.epoch, msg.leader
+        self.role = "follower"
+        # The leader heard us at or after `sent_at`; it waits detection + regroup past its
+        # last heartbeat before moving our groups, so we may run them until sent_at + detection.
+        until = msg.sent_at + self.settings.detection_ms
+        if until > self.contact_until:
+            self.contact_until = until
+            return [SetTimer(CONTACT_TIMER, until)]
+        return []
+
+    def _lost_leader(self, now: int) -> list[Effect]:
+        """S8c: no contact with the leader for interval x misses: self-fence, look for the quorum."""
+        self.role = "searching"
+        return self._ask_quorum(now, "searching")
+
+    def _ask_quorum(self, now: int, role: str) -> list[Effect]:
+        self.role = role
+        return [Send(m.QUORUM, m.AcquireQuorum(node=self.id, sent_at=now))]
+
+    def _not_member(self, msg: m.NotMember, now: int, sender: str) -> list[Effect]:
+        if self.role in ("follower", "searching") and msg.epoch >= self.epoch:
+            self.epoch, self.leader = msg.epoch, msg.leader
+            return self._begin_join(now)
+        return []
+
+    def _regroup_poll(self, msg: m.RegroupPoll, now: int, sender: str) -> list[Effect]:
+        if msg.epoch < self.epoch or self.role not in ("follower", "searching", "leader"):
+            return []
+        if self.role == "leader" and msg.leader != self.id:
+            out = self._step_down(now, f"polled by leader {msg.leader} of epoch {msg.epoch}")
+        else:
+            out = []
+        self.epoch, self.leader = msg.epoch, msg.leader
+        if self.role == "searching":
+            self.role = "follower"
+        ack = m.RegroupAck(node=self.id, epoch=msg.epoch, round=msg.round, sent_at=now)
+        return out + [Send(m.node_addr(msg.leader), ack)]
+
+    # --- leaving ----------------------------------------------------------------------------------
+    def _leave(self, now: int) -> list[Effect]:
+        """S21: ClusterExit to every other member, no waiting; stop groups and connections."""
+        members = [n for n in self.view.membership.nodes if n != self.id and self.view.membership.is_full_member(n)]
+        out: list[Effect] = [Send(m.node_addr(n), m.ClusterExit(node=self.id, epoch=self.epoch)) for n in sorted(members)]
+        if self.role == "leader":  # let a follower take over at once instead of waiting out the lease
+            out.append(Send(m.QUORUM, m.ReleaseQuorum(node=self.id, epoch=self.epoch)))
+        self.role = "exited"
+        self.stopped_reason = "left the cluster (ClusterExit)"
+        return out + self._sync_groups(now) + [StopService(self.stopped_reason)]
+
+    def _cluster_exit(self, msg: m.ClusterExit, now: int, sender: str) -> list[Effect]:
+        self.exits_seen.add(msg.node)
+        if self.role == "leader":
+            return self._member_exited(msg.node, now)
+        if msg.node == self.leader and self.role in ("follower", "searching"):
+            # The leader left on purpose and released the quorum: take over now, keep our groups.
+            return self._ask_quorum(now, "searching")
+        if self.leader not in (None, self.id, msg.node):
+            return [Send(m.node_addr(self.leader), msg)]  # make sure the leader hears it (S22)
+        return []
+
+    def _evicted(self, reason: str) -> list[Effect]:
+        self.role = "evicted"
+        self.stopped_reason = reason
+        stops: list[Effect] = [StopGroup(g) for g in sorted(self.running)]
+        self.running = set()
+        return stops + [StopService(reason)]
+
+    def _evict_notice(self, msg: m.EvictNotice, now: int, sender: str) -> list[Effect]:
+        return self._evicted(f"evicted: {msg.reason}") if msg.node == self.id else []
+
+    # --- admin -------------------------------------------------------------------------------------
+    def _admin(self, msg: m.AdminCommand, now: int, sender: str) -> list[Effect]:
+        if msg.op == "leave" and msg.args.get("node", self.id) == self.id:
+            reply = m.AdminReply(request_id=msg.request_id, ok=True, seq=self.view.seq)
+            return [Send(msg.reply_to, reply)] + self._leave(now)
+        if self.role == "leader":
+            return self._leader_admin(msg, now)
+        if self.leader is not None and self.leader != self.id and self.role in ("follower", "searching"):
+            return [Send(m.node_addr(self.leader), msg)]
+        reply = m.AdminReply(request_id=msg.request_id, ok=False, status=503, error="no_leader",
+                             detail=f"{self.id} knows no reachable leader (role {self.role})")
+        return [Send(msg.reply_to, reply)]
+
+
+_HANDLERS = {
+    m.TimerFired: NodeCore._timer,
+    m.Committed: NodeCore._committed,
+    m.HeartbeatAck: NodeCore._heartbeat_ack,
+    m.NotMember: NodeCore._not_member,
+    m.RegroupPoll: NodeCore._regroup_poll,
+    m.ClusterExit: NodeCore._cluster_exit,
+    m.EvictNotice: NodeCore._evict_notice,
+    m.AdminCommand: NodeCore._admin,
+    # joining (actors.joining)
+    m.Discover: JoiningMixin._discover,
+    m.DiscoverReply: JoiningMixin._discover_reply,
+    m.JoinRequest: JoiningMixin._join_request,
+    m.JoinChallenge: JoiningMixin._join_challenge,
+    m.JoinResponse: JoiningMixin._join_response,
+    m.JoinRefused: JoiningMixin._join_refused,
+    m.SyncSent: JoiningMixin._sync_sent,
+    m.QuorumGranted: JoiningMixin._granted,
+    m.QuorumDenied: JoiningMixin._denied,
+    m.CaughtUp: JoiningMixin._caught_up,
+    # leading (actors.leading)
+    m.JoinApproved: LeaderMixin._join_approved,
+    m.ForwardDrafts: LeaderMixin._forwarded,
+    m.Heartbeat: LeaderMixin._heartbeat,
+    m.RegroupAck: LeaderMixin._regroup_ack,
+    m.LeaseRenewed: LeaderMixin._lease_renewed,
+    m.LeaseLost: LeaderMixin._lease_lost,
+    m.ProposalFailed: LeaderMixin._proposal_failed,
+}

@@ -1,0 +1,106 @@
+"""The Quorum core: the quorum resource (S5–S8) and the authoritative quorum log.
+
+It grants exclusive ownership with a lease and a fencing epoch, and appends only for the
+current owner at the current epoch and at the log's head. Sans-I/O: `step(msg, now)`
+returns effects; the shell makes `Persist`/`PersistOwnership` durable before any `Send`.
+"""
+
+from __future__ import annotations
+
+from actors import messages as m
+from actors.clock import iso_ms
+from actors.effects import Effect, Persist, PersistOwnership, Send
+from events.codec import GENESIS_HASH, seal_all
+from events.record import Record
+from projections import state as proj
+from projections.state import ClusterState
+
+
+class QuorumCore:
+    def __init__(self, *, lease_ms: int, records: list[Record] | None = None,
+                 epoch: int = 0, owner: str | None = None, now: int = 0) -> None:
+        self.lease_ms = lease_ms
+        self.records: list[Record] = list(records or [])
+        self.state: ClusterState = proj.fold(ClusterState(), self.records)
+        self.epoch = epoch
+        self.owner = owner
+        # After a restart nobody knows when the owner last renewed: assume a fresh lease
+        # so a second owner cannot be granted while the first may still act.
+        self.lease_expiry = now + lease_ms if owner is not None else now
+        self._last_batch: dict[str, tuple[str, tuple[Record, ...]]] = {}
+
+    @property
+    def head_seq(self) -> int:
+        return len(self.records)
+
+    @property
+    def head_hash(self) -> str:
+        return self.records[-1].hash if self.records else GENESIS_HASH
+
+    def step(self, msg: m.Message, now: int, sender: str) -> list[Effect]:
+        handler = _HANDLERS.get(type(msg))
+        if handler is None:
+            raise TypeError(f"quorum cannot handle {type(msg).__name__}")
+        return handler(self, msg, now, sender)
+
+    def _may_own(self, node: str) -> bool:
+        cfg = self.state.config
+        if cfg.cluster_id is None:  # S1: an empty quorum log: the creator forms the cluster
+            return True
+        return cfg.is_member(node)
+
+    def _acquire(self, msg: m.AcquireQuorum, now: int, sender: str) -> list[Effect]:
+        if not self._may_own(msg.node):
+            return [Send(sender, m.QuorumDenied(owner=self.owner, epoch=self.epoch, reason="not a member"))]
+        held = self.owner is not None and now < self.lease_expiry
+        if held and self.owner != msg.node:
+            return [Send(sender, m.QuorumDenied(owner=self.owner, epoch=self.epoch, reason="held"))]
+        self.epoch += 1  # a new epoch even for the same node: fences anything it sent before
+        self.owner = msg.node
+        self.lease_expiry = now + self.lease_ms
+        grant = m.QuorumGranted(epoch=self.epoch, lease_ms=self.lease_ms, head_seq=self.head_seq, sent_at=msg.sent_at)
+        return [PersistOwnership(self.epoch, self.owner), Send(sender, grant)]
+
+    def _renew(self, msg: m.RenewLease, now: int, sender: str) -> list[Effect]:
+        if msg.node != self.owner or msg.epoch != self.epoch:
+            return [Send(sender, m.LeaseLost(epoch=self.epoch, owner=self.owner))]
+        self.lease_expiry = now + self.lease_ms
+        return [Send(sender, m.LeaseRenewed(epoch=self.epoch, sent_at=msg.sent_at))]
+
+    def _release(self, msg: m.ReleaseQuorum, now: int, sender: str) -> list[Effect]:
+        if msg.node != self.owner or msg.epoch != self.epoch:
+            return []
+        self.owner = None
+        self.lease_expiry = now
+        return [PersistOwnership(self.epoch, None)]
+
+    def _append(self, msg: m.AppendEntries, now: int, sender: str) -> list[Effect]:
+        if msg.node != self.owner or msg.epoch != self.epoch:
+            refused = m.AppendRefused(batch_id=msg.batch_id, reason="fenced", epoch=self.epoch, head_seq=self.head_seq)
+            return [Send(sender, refused)]
+        last = self._last_batch.get(msg.node)
+        if last is not None and last[0] == msg.batch_id:  # a retry whose answer was lost
+            return [Send(sender, m.AppendAccepted(batch_id=msg.batch_id, records=last[1]))]
+        if msg.expected_seq != self.head_seq:
+            refused = m.AppendRefused(batch_id=msg.batch_id, reason="conflict", epoch=self.epoch, head_seq=self.head_seq)
+            return [Send(sender, refused)]
+        records = tuple(seal_all(msg.drafts, first_seq=self.head_seq + 1, epoch=self.epoch,
+                                 ts=iso_ms(now), prev_hash=self.head_hash))
+        self.records.extend(records)
+        proj.apply_in_place(self.state, records)
+        self._last_batch[msg.node] = (msg.batch_id, records)
+        return [Persist(records), Send(sender, m.AppendAccepted(batch_id=msg.batch_id, records=records))]
+
+    def _read(self, msg: m.ReadLog, now: int, sender: str) -> list[Effect]:
+        start = max(msg.from_seq, 1) - 1
+        chunk = tuple(self.records[start:start + msg.max_records])
+        return [Send(msg.reply_to, m.LogRange(records=chunk, head_seq=self.head_seq))]
+
+
+_HANDLERS = {
+    m.AcquireQuorum: QuorumCore._acquire,
+    m.RenewLease: QuorumCore._renew,
+    m.ReleaseQuorum: QuorumCore._release,
+    m.AppendEntries: QuorumCore._append,
+    m.ReadLog: QuorumCore._read,
+}

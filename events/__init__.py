@@ -1,0 +1,1 @@
+"""Events, the codec and the durable log."""

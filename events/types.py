@@ -1,0 +1,216 @@
+"""The event vocabulary: every state change of a Roster cluster, as a frozen model.
+
+An event body carries only its own facts; the envelope (seq, epoch, ts, node, by, hash)
+lives in `events.record.Record`. Names are past-tense facts. Each type has a schema
+version `v`; older versions are upcast on read (`events.upcast`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field
+
+JoinRejection = Literal["unknown_member", "bad_credentials", "evicted", "wrong_cluster"]
+SyncMode = Literal["none", "delta", "full"]
+GroupState = Literal["Online", "Offline", "Failed"]
+
+
+class Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: str
+    v: int = 1
+
+
+class ClusterCreated(Event):
+    """S1: a cluster name, its id and its settings; the secret is kept as a fingerprint only."""
+
+    type: Literal["ClusterCreated"] = "ClusterCreated"
+    cluster_id: str
+    name: str
+    secret_fingerprint: str
+    settings: dict[str, int] = Field(default_factory=dict)
+
+
+class QuorumConfigured(Event):
+    """S3/S7: the shared quorum resource every member can reach."""
+
+    type: Literal["QuorumConfigured"] = "QuorumConfigured"
+    resource: str
+    lease_ms: int
+
+
+class NodeAdded(Event):
+    """S1/S4: a server is added to the member list; only added members can authenticate."""
+
+    type: Literal["NodeAdded"] = "NodeAdded"
+    address: str | None = None
+
+
+class QuorumAcquired(Event):
+    """S5/S8b: the subject node took exclusive ownership of the quorum (the epoch is in the envelope)."""
+
+    type: Literal["QuorumAcquired"] = "QuorumAcquired"
+    lease_ms: int
+
+
+class QuorumReleased(Event):
+    type: Literal["QuorumReleased"] = "QuorumReleased"
+
+
+class JoinRequested(Event):
+    """S13/S15: a node asked its sponsor to join, holding a replica up to `replica_seq`."""
+
+    type: Literal["JoinRequested"] = "JoinRequested"
+    sponsor: str
+    replica_seq: int
+
+
+class NodeAuthenticated(Event):
+    """S15: the sponsor checked the joiner's challenge response."""
+
+    type: Literal["NodeAuthenticated"] = "NodeAuthenticated"
+    sponsor: str
+
+
+class JoinRejected(Event):
+    """S16: a join refused; `suppressed` counts rejections rate-limited since the last one logged."""
+
+    type: Literal["JoinRejected"] = "JoinRejected"
+    sponsor: str
+    reason: JoinRejection
+    suppressed: int = 0
+
+
+class ConfigDbSynced(Event):
+    """S17: the sponsor brought the joiner's configuration database up to date."""
+
+    type: Literal["ConfigDbSynced"] = "ConfigDbSynced"
+    sponsor: str
+    mode: SyncMode
+    from_seq: int
+    to_seq: int
+
+
+class NodeJoined(Event):
+    """S4/S11: the node is a full member (Online) under a new incarnation."""
+
+    type: Literal["NodeJoined"] = "NodeJoined"
+    incarnation: int
+
+
+class HeartbeatMissed(Event):
+    """A heartbeat interval passed with no heartbeat from the subject; `count` is consecutive."""
+
+    type: Literal["HeartbeatMissed"] = "HeartbeatMissed"
+    count: int
+
+
+class Regrouped(Event):
+    """S22: a regroup round; responders form the membership, the rest are down."""
+
+    type: Literal["Regrouped"] = "Regrouped"
+    online: tuple[str, ...]
+    down: tuple[str, ...]
+    reason: str
+
+
+class NodeDown(Event):
+    type: Literal["NodeDown"] = "NodeDown"
+    reason: str
+
+
+class NodePaused(Event):
+    """S12: a full member that accepts no new groups."""
+
+    type: Literal["NodePaused"] = "NodePaused"
+    drain: bool = False
+
+
+class NodeResumed(Event):
+    type: Literal["NodeResumed"] = "NodeResumed"
+
+
+class NodeExited(Event):
+    """S19/S21: ClusterExit received from the subject; a planned leave, no regroup."""
+
+    type: Literal["NodeExited"] = "NodeExited"
+
+
+class NodeEvicted(Event):
+    """S20: forced out of the member list; it may return only after being added again."""
+
+    type: Literal["NodeEvicted"] = "NodeEvicted"
+    reason: str
+
+
+class GroupCreated(Event):
+    type: Literal["GroupCreated"] = "GroupCreated"
+    group: str
+    preferred_owners: tuple[str, ...] = ()
+    failback: bool = False
+
+
+class GroupMoved(Event):
+    """A resource group got a new owner (`to_node` None: no node can take it, it is Offline)."""
+
+    type: Literal["GroupMoved"] = "GroupMoved"
+    group: str
+    from_node: str | None
+    to_node: str | None
+    reason: str
+
+
+class GroupStateChanged(Event):
+    type: Literal["GroupStateChanged"] = "GroupStateChanged"
+    group: str
+    state: GroupState
+    reason: str
+
+
+class GroupDeleted(Event):
+    type: Literal["GroupDeleted"] = "GroupDeleted"
+    group: str
+
+
+class SettingsChanged(Event):
+    type: Literal["SettingsChanged"] = "SettingsChanged"
+    changes: dict[str, int]
+
+
+AnyEvent = Annotated[
+    Union[
+        ClusterCreated,
+        QuorumConfigured,
+        NodeAdded,
+        QuorumAcquired,
+        QuorumReleased,
+        JoinRequested,
+        NodeAuthenticated,
+        JoinRejected,
+        ConfigDbSynced,
+        NodeJoined,
+        HeartbeatMissed,
+        Regrouped,
+        NodeDown,
+        NodePaused,
+        NodeResumed,
+        NodeExited,
+        NodeEvicted,
+        GroupCreated,
+        GroupMoved,
+        GroupStateChanged,
+        GroupDeleted,
+        SettingsChanged,
+    ],
+    Field(discriminator="type"),
+]
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.model_fields["type"].default: cls
+    for cls in AnyEvent.__origin__.__args__  # type: ignore[attr-defined]
+}
+
+# The current schema version of each type; a record with a lower `v` is upcast on read.
+CURRENT_VERSION: dict[str, int] = {name: cls.model_fields["v"].default for name, cls in EVENT_TYPES.items()}

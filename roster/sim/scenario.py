@@ -1,0 +1,203 @@
+"""One simulated run: a cluster created, joined, worked and faulted, then healed and checked.
+
+Everything random comes from the world's one RNG, so `(seed, nodes, faults, duration)`
+replays the same run exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from actors.node import CreateSpec
+from actors.settings import ProtocolSettings
+from roster.sim.invariants import InvariantChecker, InvariantViolation, check_liveness
+from roster.sim.world import World
+
+FAULT_KINDS = ("crash", "partition", "loss", "delay", "dup", "torn")
+SIM_HEARTBEAT_INTERVAL_MS = 100
+FAULT_GAP_MIN_MS = 300
+FAULT_GAP_MAX_MS = 1500
+FAULT_PHASE_FRACTION = 0.6  # faults stop here; the rest of the run is for healing (invariant 6)
+GROUPS_PER_RUN = 3
+ADMIN_GAP_MS = 1500
+
+
+def sim_settings() -> ProtocolSettings:
+    return ProtocolSettings(heartbeat_interval_ms=SIM_HEARTBEAT_INTERVAL_MS, heartbeat_misses_before_regroup=5,
+                            evict_lag_events=200)
+
+
+@dataclass
+class RunResult:
+    seed: int
+    ok: bool
+    violation: InvariantViolation | None
+    events: int
+    regroups: int
+    failovers: int
+    false_downs: int
+    detection_ms: list[int] = field(default_factory=list)
+    steps: int = 0
+    messages: int = 0
+    log: list[str] = field(default_factory=list)
+
+
+class Scenario:
+    def __init__(self, seed: int, nodes: int, faults: tuple[str, ...], duration_ms: int,
+                 settings: ProtocolSettings | None = None) -> None:
+        unknown = set(faults) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kind(s): {', '.join(sorted(unknown))}")
+        if nodes < 1:
+            raise ValueError("a cluster needs at least one node")
+        self.seed, self.faults, self.duration_ms = seed, faults, duration_ms
+        self.settings = settings or sim_settings()
+        self.world = World(seed=seed, settings=self.settings)
+        self.ids = [f"n{i}" for i in range(1, nodes + 1)]
+        self.crashed_at: dict[str, int] = {}
+        self.stopped_by_design: set[str] = set()
+        self.checker = InvariantChecker(self.world)
+        self.rng = self.world.rng
+        self.requests = 0
+
+    # --- the story -------------------------------------------------------------------------------
+    def run(self) -> RunResult:
+        w = self.world
+        for n in self.ids:
+            w.add_server(n)
+        w.start_quorum()
+        w.start_server(self.ids[0], create=CreateSpec("sim-cluster", f"sim-{self.seed}", tuple(self.ids)))
+        for n in self.ids[1:]:
+            w.schedule(self.rng.randint(50, 400), lambda n=n: w.start_server(n))
+        heal_at = int(self.duration_ms * FAULT_PHASE_FRACTION)
+        self._plan_workload(heal_at)
+        if self.faults:
+            self._plan_faults(heal_at)
+        w.schedule(heal_at, self._heal)
+        violation = None
+        try:
+            w.run_until(self.duration_ms)
+            check_liveness(w, {n for n in self.ids if n not in self.stopped_by_design})
+        except InvariantViolation as exc:
+            violation = exc
+        return self._result(violation)
+
+    def _plan_workload(self, until_ms: int) -> None:
+        w = self.world
+        for i in range(GROUPS_PER_RUN):
+            owners = self.rng.sample(self.ids, k=min(2, len(self.ids)))
+            w.schedule(800 + 50 * i, lambda i=i, o=owners: self._admin("group-create", group=f"g{i}",
+                                                                     preferred_owners=o, failback=i == 0))
+        t = 1500
+        while t < until_ms:
+            w.schedule(t, self._random_admin)
+            t += self.rng.randint(ADMIN_GAP_MS // 2, ADMIN_GAP_MS * 2)
+
+    def _admin(self, op: str, **args) -> None:
+        self.requests += 1
+        up = [n for n in self.ids if self.world.servers[n].up] or self.ids
+        self.world.admin(self.rng.choice(up), op, f"r{self.requests}", **args)
+
+    def _random_admin(self) -> None:
+        n = self.rng.choice(self.ids)
+        roll = self.rng.random()
+        if roll < 0.3:
+            self._admin("pause", node=n, drain=self.rng.random() < 0.5)
+        elif roll < 0.6:
+            self._admin("resume", node=n)
+        elif roll < 0.85:
+            self._admin("group-move", group=f"g{self.rng.randrange(GROUPS_PER_RUN)}", node=n)
+        elif n != self.ids[0]:  # a planned leave, then the service starts again later (S19, S21)
+            self._admin("leave", node=n)
+            self.world.schedule(self.world.elapsed + self.rng.randint(500, 3000), lambda n=n: self._restart_if_down(n))
+
+    def _restart_if_down(self, n: str) -> None:
+        s = self.world.servers[n]
+        if not s.up and n not in self.crashed_at:
+            self.world.start_server(n)
+
+    # --- faults ----------------------------------------------------------------------------------
+    def _plan_faults(self, until_ms: int) -> None:
+        t = 1500
+        while t < until_ms:
+            kind = self.rng.choice([k for k in self.faults if k != "torn"] or ["crash"])
+            self.world.schedule(t, lambda k=kind: self._inject(k))
+            t += self.rng.randint(FAULT_GAP_MIN_MS, FAULT_GAP_MAX_MS)
+
+    def _inject(self, kind: str) -> None:
+        w, rng, det = self.world, self.rng, self.settings.detection_ms
+        back_at = w.elapsed + rng.randint(det // 2, det * 3)
+        if kind == "crash":
+            if rng.random() < 0.15 and w.quorum_up:
+                w.crash_quorum()
+                w.schedule(back_at, w.start_quorum)
+                return
+            up = [n for n in self.ids if w.servers[n].up]
+            if not up:
+                return
+            n = rng.choice(up)
+            w.crash_server(n, torn="torn" in self.faults and rng.random() < 0.5)
+            self.crashed_at[n] = w.elapsed
+            w.schedule(back_at, lambda n=n: self._restart_crashed(n))
+        elif kind == "partition":
+            everyone = [*self.ids, "quorum"]
+            side = set(rng.sample(everyone, k=rng.randint(1, max(1, len(everyone) // 2))))
+            w.net.partition(side, set(everyone) - side, one_way=rng.random() < 0.3)
+            w.schedule(back_at, lambda: w.net.cond.blocked.clear())
+        elif kind == "loss":
+            w.net.cond.loss = rng.uniform(0.05, 0.3)
+            w.schedule(back_at, lambda: setattr(w.net.cond, "loss", 0.0))
+        elif kind == "delay":
+            w.net.cond.jitter_ms = rng.randint(1, self.settings.interval_ms // 2)
+            w.schedule(back_at, lambda: setattr(w.net.cond, "jitter_ms", 1))
+        elif kind == "dup":
+            w.net.cond.dup = rng.uniform(0.05, 0.3)
+            w.schedule(back_at, lambda: setattr(w.net.cond, "dup", 0.0))
+
+    def _restart_crashed(self, n: str) -> None:
+        self.crashed_at.pop(n, None)
+        if not self.world.servers[n].up:
+            self.world.start_server(n)
+
+    def _heal(self) -> None:
+        w = self.world
+        w.net.heal()
+        w.net.cond.jitter_ms = 1
+        if not w.quorum_up:
+            w.start_quorum()
+        state = w.quorum_state()
+        for n in self.ids:
+            if n in state.config.evicted and not state.config.is_member(n):
+                self._admin("add-node", node=n)  # S20: an evicted node returns only when added again
+        for n in self.ids:
+            w.schedule(w.elapsed + 2 * self.settings.interval_ms, lambda n=n: self._restart_crashed(n))
+
+    # --- the report ----------------------------------------------------------------------------------
+    def _result(self, violation: InvariantViolation | None) -> RunResult:
+        records = self.world.qdisk.records
+        regroups = sum(1 for r in records if r.event.type == "Regrouped")
+        failovers = sum(1 for r in records if r.event.type == "GroupMoved" and r.event.reason == "failover")
+        return RunResult(seed=self.seed, ok=violation is None, violation=violation, events=len(records),
+                         regroups=regroups, failovers=failovers, false_downs=0,
+                         steps=self.world.steps, messages=self.world.messages, log=self.world.log_lines)
+
+    def write_logs(self, out: Path) -> None:
+        """The run's quorum log and every replica, in the real log format (for `roster replay`)."""
+        from events.log import EventLog
+
+        targets = [(out / "quorum", self.world.qdisk.records)]
+        targets += [(out / "nodes" / s.node_id, s.replica) for s in self.world.servers.values()]
+        for path, records in targets:
+            path.mkdir(parents=True, exist_ok=True)
+            with EventLog.open(path, fsync=False) as log:
+                if records and log.head_seq == 0:
+                    log.append_records(list(records))
+
+
+def run_seed(seed: int, nodes: int, faults: tuple[str, ...], duration_ms: int, out: Path | None = None) -> RunResult:
+    scenario = Scenario(seed, nodes, faults, duration_ms)
+    result = scenario.run()
+    if out is not None:
+        scenario.write_logs(out)
+    return result

@@ -1,0 +1,230 @@
+"""The deterministic simulator: the real cores on a virtual clock, one seeded RNG.
+
+`World` owns servers (a Node + an ELM each, with a durable replica that survives crashes),
+the Quorum (durable log + ownership), the network and the event queue. It runs the cores'
+effects exactly as a shell would, and lets an observer check invariants after every step.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from actors import messages as m
+from actors.effects import (Persist, PersistOwnership, Send, SetAsideReplica, SetTimer, StartGroup,
+                            StopGroup, StopService)
+from actors.event_log_manager import EventLogManagerCore
+from actors.node import CreateSpec, NodeCore, NodeIdentity
+from actors.quorum import QuorumCore
+from actors.settings import ProtocolSettings
+from events.record import Record
+from roster.sim.network import SimNetwork
+
+EPOCH_BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: virtual time 0, for readable `ts`
+CLIENT = "client"
+
+
+@dataclass
+class Server:
+    node_id: str
+    secret: bytes
+    replica: list[Record] = field(default_factory=list)  # durable: survives crashes
+    aside: list[list[Record]] = field(default_factory=list)
+    node: NodeCore | None = None
+    elm: EventLogManagerCore | None = None
+    up: bool = False
+    incarnation: int = 0  # bumps on every (re)start: stale timers and messages are ignored
+
+
+@dataclass
+class QuorumDisk:
+    records: list[Record] = field(default_factory=list)
+    epoch: int = 0
+    owner: str | None = None
+
+
+class World:
+    def __init__(self, *, seed: int, settings: ProtocolSettings, cluster_id: str = "sim-cluster") -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.settings = settings
+        self.cluster_id = cluster_id
+        self.now = EPOCH_BASE_MS  # absolute ms handed to the cores; `elapsed` is the run's own clock
+        self.net = SimNetwork(self.rng)
+        self.servers: dict[str, Server] = {}
+        self.qdisk = QuorumDisk()
+        self.quorum: QuorumCore | None = None
+        self.quorum_up = False
+        self._queue: list[tuple[int, int, str, Any]] = []
+        self._counter = 0
+        self._timers: dict[tuple[str, str], int] = {}
+        self.running: dict[str, set[str]] = {}  # group -> servers running it right now
+        self.steps = 0
+        self.messages = 0
+        self.observers: list[Callable[[World, str, Any], None]] = []
+        self.admin_replies: dict[str, m.AdminReply] = {}
+        self.log_lines: list[str] = []
+
+    # --- setup ------------------------------------------------------------------------------
+    def add_server(self, node_id: str, secret: bytes = b"cluster-secret") -> Server:
+        s = Server(node_id, secret)
+        self.servers[node_id] = s
+        return s
+
+    def start_quorum(self) -> None:
+        self.quorum = QuorumCore(lease_ms=self.settings.lease_ms, records=list(self.qdisk.records),
+                                 epoch=self.qdisk.epoch, owner=self.qdisk.owner, now=self.now)
+        self.quorum_up = True
+
+    def start_server(self, node_id: str, *, create: CreateSpec | None = None, peers: tuple[str, ...] = ()) -> None:
+        s = self.servers[node_id]
+        s.incarnation += 1
+        s.up = True
+        ident = NodeIdentity(node_id, self.cluster_id, s.secret, peers or tuple(sorted(self.servers)))
+        s.elm = EventLogManagerCore(node_id, self.settings, list(s.replica))
+        entropy = self.rng.getrandbits(128).to_bytes(16, "big")
+        s.node = NodeCore(ident, self.settings, entropy=entropy, records=list(s.replica), create=create)
+        self._run_effects(m.node_addr(node_id), s.node.start(self.now))
+
+    def crash_server(self, node_id: str, *, torn: bool = False) -> None:
+        s = self.servers[node_id]
+        if not s.up:
+            return
+        s.up, s.node, s.elm = False, None, None
+        for servers in self.running.values():
+            servers.discard(node_id)  # a dead process runs nothing
+        if torn and s.replica:
+            s.replica.pop()  # the last write never reached the disk whole; open() cuts it
+
+    def crash_quorum(self) -> None:
+        self.quorum_up, self.quorum = False, None
+
+    # --- the event loop ------------------------------------------------------------------------
+    def _push(self, at: int, kind: str, payload: Any) -> None:
+        self._counter += 1
+        heapq.heappush(self._queue, (at, self._counter, kind, payload))
+
+    @property
+    def elapsed(self) -> int:
+        return self.now - EPOCH_BASE_MS
+
+    def schedule(self, at_elapsed: int, fn: Callable[[], None]) -> None:
+        self._push(EPOCH_BASE_MS + at_elapsed, "call", fn)
+
+    def send(self, src: str, dst: str, msg: m.Message) -> None:
+        self.messages += 1
+        for delay in self.net.deliveries(src, dst):
+            self._push(self.now + delay, "msg", (src, dst, msg, self._incarnation_of(dst)))
+
+    def _incarnation_of(self, addr: str) -> int:
+        if addr in (m.QUORUM, CLIENT):
+            return 0
+        s = self.servers.get(addr.split(":", 1)[1])
+        return s.incarnation if s else 0
+
+    def run_until(self, elapsed_end: int) -> None:
+        t_end = EPOCH_BASE_MS + elapsed_end
+        while self._queue and self._queue[0][0] <= t_end:
+            at, _, kind, payload = heapq.heappop(self._queue)
+            self.now = at
+            self.steps += 1
+            if kind == "call":
+                payload()
+                self._observe("call", None)
+            elif kind == "timer":
+                self._fire_timer(*payload)
+            else:
+                self._deliver(*payload)
+        self.now = max(self.now, t_end)
+
+    def _fire_timer(self, addr: str, key: str, gen: int) -> None:
+        if self._timers.get((addr, key)) != gen:
+            return
+        self._dispatch(addr, addr, m.TimerFired(key=key))
+
+    def _deliver(self, src: str, dst: str, msg: m.Message, incarnation: int) -> None:
+        if incarnation != self._incarnation_of(dst):
+            return  # sent to a process that has since died
+        if dst == CLIENT:
+            if isinstance(msg, m.AdminReply):
+                self.admin_replies[msg.request_id] = msg
+            return
+        self._dispatch(dst, src, msg)
+
+    def _core(self, addr: str) -> Any:
+        if addr == m.QUORUM:
+            return self.quorum if self.quorum_up else None
+        kind, node_id = addr.split(":", 1)
+        s = self.servers.get(node_id)
+        if s is None or not s.up:
+            return None
+        return s.node if kind == "node" else s.elm
+
+    def _dispatch(self, addr: str, sender: str, msg: m.Message) -> None:
+        core = self._core(addr)
+        if core is None:
+            return
+        effects = core.step(msg, self.now, sender)
+        self._run_effects(addr, effects)
+        self._observe(addr, msg)
+
+    def _observe(self, addr: str, msg: Any) -> None:
+        for obs in self.observers:
+            obs(self, addr, msg)
+
+    # --- effects, as a shell carries them out ------------------------------------------------------
+    def _run_effects(self, addr: str, effects: list) -> None:
+        for e in effects:
+            if isinstance(e, Send):
+                self.send(addr, e.to, e.msg)
+            elif isinstance(e, SetTimer):
+                gen = self._timers.get((addr, e.key), 0) + 1
+                self._timers[(addr, e.key)] = gen
+                self._push(max(e.at_ms, self.now), "timer", (addr, e.key, gen))
+            elif isinstance(e, Persist):
+                self._persist(addr, e.records)
+            elif isinstance(e, PersistOwnership):
+                self.qdisk.epoch, self.qdisk.owner = e.epoch, e.owner
+            elif isinstance(e, SetAsideReplica):
+                s = self.servers[addr.split(":", 1)[1]]
+                s.aside.append(s.replica)
+                s.replica = []
+            elif isinstance(e, StartGroup):
+                self.running.setdefault(e.group, set()).add(addr.split(":", 1)[1])
+            elif isinstance(e, StopGroup):
+                self.running.setdefault(e.group, set()).discard(addr.split(":", 1)[1])
+            elif isinstance(e, StopService):
+                self._stop_service(addr.split(":", 1)[1], e.reason)
+
+    def _persist(self, addr: str, records: tuple[Record, ...]) -> None:
+        if addr == m.QUORUM:
+            self.qdisk.records.extend(records)
+            return
+        s = self.servers[addr.split(":", 1)[1]]
+        for r in records:
+            if r.seq == len(s.replica) + 1:
+                s.replica.append(r)
+
+    def _stop_service(self, node_id: str, reason: str) -> None:
+        s = self.servers[node_id]
+        self.log_lines.append(f"{self.elapsed}ms {node_id} stopped: {reason}")
+        # The process keeps running until the shell stops it; in the sim it stops now.
+        self._push(self.now, "call", lambda: self.crash_server(node_id))
+
+    # --- admin, as a client would ---------------------------------------------------------------------
+    def admin(self, via: str, op: str, request_id: str, **args: Any) -> None:
+        cmd = m.AdminCommand(op=op, args=args, request_id=request_id, reply_to=CLIENT)  # type: ignore[arg-type]
+        self.send(CLIENT, m.node_addr(via), cmd)
+
+    # --- views for checks and reports ------------------------------------------------------------------
+    def leaders(self) -> list[tuple[str, int]]:
+        return [(s.node_id, s.node.epoch) for s in self.servers.values()
+                if s.up and s.node is not None and s.node.role == "leader"]
+
+    def quorum_state(self):
+        from projections import state as proj
+        from projections.state import ClusterState
+
+        return proj.fold(ClusterState(), self.qdisk.records)
