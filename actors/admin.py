@@ -75,7 +75,8 @@ def _moves_off(node: NodeCore, name: str, reason: str) -> list[Draft]:
         target = place(cfg.groups[group], mv, load, exclude=frozenset({name})) if group in cfg.groups else None
         if target is not None:
             load[target] = load.get(target, 0) + 1
-        out.append(draft(ev.GroupMoved(group=group, from_node=name, to_node=target, reason=reason), by=node.id))
+            node.moving[group] = target
+        out.append(node._release(group, reason))
     return out
 
 
@@ -138,7 +139,13 @@ def _group_move(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
     if state != "Online":
         return _err(msg, 409, "wrong_state", f"{target} is {state}; groups move only to an Online node")
     owner = node.view.membership.groups[name].owner if name in node.view.membership.groups else None
-    return [draft(ev.GroupMoved(group=name, from_node=owner, to_node=target, reason="admin move"), by=node.id)], []
+    if owner is None:
+        return [draft(ev.GroupMoved(group=name, from_node=None, to_node=target, reason="admin move"), by=node.id)], []
+    if owner == target:
+        return _err(msg, 409, "already_there", f"group {name} already runs on {target}")
+    # Released now; placed on the target once the old owner has stopped it (invariant 4).
+    node.moving[name] = target
+    return [node._release(name, f"admin move to {target}")], []
 
 
 def _group_delete(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:

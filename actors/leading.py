@@ -29,7 +29,7 @@ class LeaderMixin:
     def _init_leading(self: NodeCore) -> None:
         self.outbox: list[Draft] = []
         self.waiters: list[tuple[str, str]] = []  # (request_id, reply_to) answered when the outbox commits
-        self.inflight: tuple[str, list[tuple[str, str]]] | None = None
+        self.inflight: tuple[str, list[tuple[str, str]], tuple[Draft, ...]] | None = None
         self.batches = 0
         self.leader_since = 0
         self.last_hb: dict[str, int] = {}
@@ -40,10 +40,21 @@ class LeaderMixin:
         self.rounds = 0
         self.suspect: str | None = None
         self.admitting: dict[str, int] = {}
+        self.moving: dict[str, str] = {}  # group -> where it goes once its old owner has stopped it
+        self._now = 0
 
     def _others(self: NodeCore) -> list[str]:
+        """The other full members, as they will be once what we have decided commits."""
         mv = self.view.membership
-        return sorted(n for n in mv.nodes if n != self.id and mv.is_full_member(n))
+        gone = self._leaving_pending()
+        return sorted(n for n in mv.nodes if n != self.id and mv.is_full_member(n) and n not in gone)
+
+    def _pending_drafts(self: NodeCore) -> list[Draft]:
+        return [*(self.inflight[2] if self.inflight else ()), *self.outbox]
+
+    def _leaving_pending(self: NodeCore) -> set[str]:
+        return {d.node for d in self._pending_drafts()
+                if d.event.type in ("NodeDown", "NodeExited", "NodeEvicted") and d.node is not None}
 
     # --- taking over -------------------------------------------------------------------------
     def _become_leader(self: NodeCore, now: int) -> list[Effect]:
@@ -89,6 +100,7 @@ class LeaderMixin:
     def _flush(self: NodeCore, now: int) -> list[Effect]:
         if self.inflight is not None:
             return []
+        self._now = now
         # Place groups against the view as it will be once the outbox commits, so that a
         # NodeDown and the moves of that node's groups land in one batch (invariant 4).
         self.outbox += self._reconcile(self._speculative_view())
@@ -96,8 +108,9 @@ class LeaderMixin:
             return []
         self.batches += 1
         batch_id = f"{self.id}:{self.epoch}:{self.batches}"
-        self.inflight = (batch_id, self.waiters)
-        drafts, self.outbox, self.waiters = tuple(self.outbox), [], []
+        drafts = tuple(self.outbox)
+        self.inflight = (batch_id, self.waiters, drafts)
+        self.outbox, self.waiters = [], []
         return [Send(m.elm_addr(self.id), m.Propose(epoch=self.epoch, drafts=drafts, batch_id=batch_id))]
 
     def _batch_committed(self: NodeCore, batch_id: str, records: tuple, now: int) -> list[Effect]:
@@ -139,13 +152,18 @@ class LeaderMixin:
         return []
 
     # --- failure detection and regroup (S22) ------------------------------------------------------
-    def _heartbeat(self: NodeCore, msg: m.Heartbeat, now: int, sender: str) -> list[Effect]:
+    def _on_heartbeat(self: NodeCore, msg: m.Heartbeat, now: int, sender: str) -> list[Effect]:
         if self.role != "leader":
             return []
         if msg.epoch > self.epoch:
             return self._step_down(now, f"{msg.node} knows epoch {msg.epoch}")
+        if msg.node in self._leaving_pending():
+            # Declared gone and its groups may already be moving: an ack now would let it keep
+            # running them past the point the new owner starts (invariant 4).
+            return [Send(sender, m.NotMember(leader=self.id, epoch=self.epoch))]
         if not self.view.membership.is_full_member(msg.node):
-            if msg.node in self.admitting:
+            known = self.view.membership.nodes.get(msg.node)
+            if self.admitting.get(msg.node, 0) > (known.incarnation if known else 0):
                 return []  # its NodeJoined is on its way
             return [Send(sender, m.NotMember(leader=self.id, epoch=self.epoch))]
         self.last_hb[msg.node] = now
@@ -213,11 +231,11 @@ class LeaderMixin:
                 out.append(Send(m.node_addr(n), m.EvictNotice(node=n, reason=reason)))
 
     def _queued(self: NodeCore, node: str, type_name: str) -> bool:
-        return any(d.node == node and d.event.type == type_name for d in self.outbox)
+        return any(d.node == node and d.event.type == type_name for d in self._pending_drafts())
 
     def _member_exited(self: NodeCore, node: str, now: int) -> list[Effect]:
         """S21/S22: a planned leave: record it and move its groups. No regroup."""
-        if self.view.membership.is_full_member(node) and not self._queued(node, "NodeExited"):
+        if self.view.membership.is_full_member(node) and node not in self._leaving_pending():
             self.outbox.append(draft(ev.NodeExited(), by=self.id, node=node))
         return []
 
@@ -256,28 +274,51 @@ class LeaderMixin:
         return proj.fold(self.view, pending)
 
     def _reconcile(self: NodeCore, view: ClusterState) -> list[Draft]:
-        """Place every group that has no live owner; fail back where the policy asks for it."""
+        """Keep every group on one live owner, never two (invariant 4).
+
+        A group leaves a live owner in two steps: released (GroupStateChanged Offline), then
+        placed once the old owner has provably stopped it (`_has_stopped`). A dead owner's
+        groups move in the same batch that declares it down: the timing rule already proves it.
+        """
         mv, cfg = view.membership, view.config
         load = load_of(mv)
         out: list[Draft] = []
         for name in sorted(cfg.groups):
             group, gv = cfg.groups[name], mv.groups.get(name)
-            owner = gv.owner if gv else None
-            if owner is not None and mv.is_full_member(owner):
-                target = better_preferred(group, owner, mv) if group.failback else None
-                reason = "failback"
-            else:
-                target = place(group, mv, load)
-                reason = "failover" if owner is not None else "placed"
-                if target is None and owner is None:
-                    continue
-            if target is None or target == owner:
-                if owner is not None and target is None and not mv.is_full_member(owner):
-                    out.append(draft(ev.GroupMoved(group=name, from_node=owner, to_node=None, reason="no node can take it"), by=self.id))
+            if gv is None:
                 continue
-            load[target] = load.get(target, 0) + 1
-            out.append(draft(ev.GroupMoved(group=name, from_node=owner, to_node=target, reason=reason), by=self.id))
+            if gv.owner is not None and mv.is_full_member(gv.owner):
+                target = self.moving.get(name) or (better_preferred(group, gv.owner, mv) if group.failback else None)
+                if target not in (None, gv.owner) and mv.nodes[target].state == "Online":
+                    self.moving[name] = target
+                    out.append(self._release(name, f"moving to {target}"))
+                continue
+            prev = gv.owner or gv.last_owner
+            if prev is not None and not self._has_stopped(prev, gv.since_seq, view):
+                if gv.owner is not None:  # its owner is gone but may still run it: release, wait
+                    out.append(self._release(name, f"owner {prev} left; waiting for it to stop"))
+                continue
+            wanted = self.moving.pop(name, None)
+            target = wanted if wanted and mv.nodes.get(wanted) and mv.nodes[wanted].state == "Online" else place(group, mv, load)
+            if target is None and gv.owner is None:
+                continue
+            if target is not None:
+                load[target] = load.get(target, 0) + 1
+            reason = "failover" if gv.owner is not None else ("moved" if wanted else "placed")
+            out.append(draft(ev.GroupMoved(group=name, from_node=gv.owner, to_node=target, reason=reason), by=self.id))
         return out
+
+    def _release(self: NodeCore, group: str, reason: str) -> Draft:
+        return draft(ev.GroupStateChanged(group=group, state="Offline", reason=reason), by=self.id)
+
+    def _has_stopped(self: NodeCore, node: str, release_seq: int, view: ClusterState) -> bool:
+        """Proof that `node` no longer runs a group it owned until `release_seq`."""
+        if node == self.id or node in self.exits_seen:
+            return True  # we stop ours in this very step; an exiting node stopped before saying so
+        if view.membership.is_full_member(node) and self.applied.get(node, 0) >= release_seq:
+            return True  # it applied the release, and a node runs only what its view gives it
+        # Silent for interval x misses: its leader contact ran out, so it fenced itself (S8c).
+        return self._now - self.last_hb.get(node, self.leader_since) >= self.settings.detection_ms
 
     # --- admin commands ------------------------------------------------------------------------------
     def _leader_admin(self: NodeCore, msg: m.AdminCommand, now: int) -> list[Effect]:

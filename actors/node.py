@@ -124,6 +124,9 @@ class NodeCore(JoiningMixin, LeaderMixin):
         fresh = [r for r in msg.records if r.seq > self.view.seq]
         if fresh:
             proj.apply_in_place(self.view, fresh)
+            for r in fresh:  # a ClusterExit heard before a rejoin says nothing about the new incarnation
+                if r.event.type == "NodeJoined":
+                    self.exits_seen.discard(r.node)
         out: list[Effect] = []
         if msg.batch_id is not None:
             out += self._batch_committed(msg.batch_id, msg.records, now)
@@ -174,13 +177,16 @@ class NodeCore(JoiningMixin, LeaderMixin):
             return []
         self.epoch, self.leader = msg.epoch, msg.leader
         self.role = "follower"
+        out: list[Effect] = []
+        if msg.committed_seq > self.view.seq:  # a push was lost: fetch what we miss
+            out.append(Send(m.elm_addr(self.id), m.CatchUp(target_seq=msg.committed_seq)))
         # The leader heard us at or after `sent_at`; it waits detection + regroup past its
         # last heartbeat before moving our groups, so we may run them until sent_at + detection.
         until = msg.sent_at + self.settings.detection_ms
         if until > self.contact_until:
             self.contact_until = until
-            return [SetTimer(CONTACT_TIMER, until)]
-        return []
+            out.append(SetTimer(CONTACT_TIMER, until))
+        return out
 
     def _lost_leader(self, now: int) -> list[Effect]:
         """S8c: no contact with the leader for interval x misses: self-fence, look for the quorum."""
@@ -279,7 +285,7 @@ _HANDLERS = {
     # leading (actors.leading)
     m.JoinApproved: LeaderMixin._join_approved,
     m.ForwardDrafts: LeaderMixin._forwarded,
-    m.Heartbeat: LeaderMixin._heartbeat,
+    m.Heartbeat: LeaderMixin._on_heartbeat,
     m.RegroupAck: LeaderMixin._regroup_ack,
     m.LeaseRenewed: LeaderMixin._lease_renewed,
     m.LeaseLost: LeaderMixin._lease_lost,

@@ -34,6 +34,7 @@ class GroupView:
     owner: str | None = None
     state: str = "Offline"
     since_seq: int = 0
+    last_owner: str | None = None  # who ran it last: it must have stopped before another node starts it
 
 
 @dataclass(slots=True)
@@ -78,7 +79,8 @@ class MembershipView:
                 for n in sorted(self.nodes.values(), key=lambda n: n.id)
             ],
             "groups": [
-                {"name": g.name, "owner": g.owner, "state": g.state, "since_seq": g.since_seq}
+                {"name": g.name, "owner": g.owner, "state": g.state, "since_seq": g.since_seq,
+                 "last_owner": g.last_owner}
                 for g in sorted(self.groups.values(), key=lambda g: g.name)
             ],
             "seq": self.seq,
@@ -94,7 +96,10 @@ class MembershipView:
             )
             for n in d["nodes"]
         }
-        groups = {g["name"]: GroupView(g["name"], g["owner"], g["state"], g["since_seq"]) for g in d["groups"]}
+        groups = {
+            g["name"]: GroupView(g["name"], g["owner"], g["state"], g["since_seq"], g.get("last_owner"))
+            for g in d["groups"]
+        }
         return cls(d["epoch"], d["leader"], nodes, groups, d["seq"], d["hash"], d["ts"])
 
     def digest(self) -> str:
@@ -180,14 +185,16 @@ def _group_created(view: MembershipView, r: Record) -> None:
 
 def _group_moved(view: MembershipView, r: Record) -> None:
     e: ev.GroupMoved = r.event  # type: ignore[assignment]
-    view.groups[e.group] = GroupView(e.group, e.to_node, "Online" if e.to_node else "Offline", r.seq)
+    old = view.groups.get(e.group) or GroupView(e.group)
+    last = e.to_node or old.owner or old.last_owner
+    view.groups[e.group] = GroupView(e.group, e.to_node, "Online" if e.to_node else "Offline", r.seq, last)
 
 
 def _group_state_changed(view: MembershipView, r: Record) -> None:
     e: ev.GroupStateChanged = r.event  # type: ignore[assignment]
     old = view.groups.get(e.group) or GroupView(e.group)
     owner = old.owner if e.state == "Online" else None
-    view.groups[e.group] = GroupView(e.group, owner, e.state, r.seq)
+    view.groups[e.group] = GroupView(e.group, owner, e.state, r.seq, old.owner or old.last_owner)
 
 
 def _group_deleted(view: MembershipView, r: Record) -> None:

@@ -11,6 +11,7 @@ exactly as the log itself would truncate it on open.
 from __future__ import annotations
 
 import os
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -306,8 +307,6 @@ class LogReader:
         return 0, codec.GENESIS_HASH
 
     def _segment_index(self, seq: int) -> int:
-        from bisect import bisect_right
-
         return bisect_right(self._firsts, seq) - 1
 
     def env_at(self, seq: int) -> dict[str, Any]:
