@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from actors.node import NodeCore
 
 REGROUP_TIMER = "regroup"
+MISS_TIMER = "misses"
+MISS_CHECKS_PER_INTERVAL = 4
 GROUP_NAME_MAX_CHARS = 64
 
 
@@ -187,7 +189,13 @@ class LeaderMixin:
                 self.outbox.append(draft(ev.HeartbeatMissed(count=count), by=self.id, node=n))
             if count >= limit and self.regroup is None:
                 out += self._start_regroup(now, f"{n} missed {count} heartbeats")
-        return out
+        return out + self._next_miss_check(now)
+
+    def _next_miss_check(self: NodeCore, now: int) -> list[Effect]:
+        """Check for misses a few times per interval, so a miss is counted at most a fraction
+        of an interval after it is due (one check per interval would add up to a whole one)."""
+        step = max(self.settings.interval_ms // MISS_CHECKS_PER_INTERVAL, 1)
+        return [SetTimer(MISS_TIMER, now + step)]
 
     def _start_regroup(self: NodeCore, now: int, reason: str) -> list[Effect]:
         self.rounds += 1
@@ -313,8 +321,12 @@ class LeaderMixin:
 
     def _has_stopped(self: NodeCore, node: str, release_seq: int, view: ClusterState) -> bool:
         """Proof that `node` no longer runs a group it owned until `release_seq`."""
-        if node == self.id or node in self.exits_seen:
-            return True  # we stop ours in this very step; an exiting node stopped before saying so
+        if node == self.id:
+            # Followers may read the release from the quorum log before we hear our append
+            # succeeded, so our own groups count as stopped only once our view has the release.
+            return self.view.seq >= release_seq
+        if node in self.exits_seen:
+            return True  # an exiting node stops its groups before it says so
         if view.membership.is_full_member(node) and self.applied.get(node, 0) >= release_seq:
             return True  # it applied the release, and a node runs only what its view gives it
         # Silent for interval x misses: its leader contact ran out, so it fenced itself (S8c).

@@ -153,6 +153,8 @@ class NodeCore(JoiningMixin, LeaderMixin):
     def _timer(self, msg: m.TimerFired, now: int, sender: str) -> list[Effect]:
         if msg.key == TICK_TIMER:
             return [SetTimer(TICK_TIMER, now + self.settings.interval_ms)] + self._tick(now)
+        if msg.key == "misses":
+            return self._count_misses(now) if self.role == "leader" else []
         return self._join_timer(msg.key, now)  # CONTACT_TIMER only re-checks the groups
 
     def _tick(self, now: int) -> list[Effect]:

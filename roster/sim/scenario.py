@@ -61,6 +61,11 @@ class Scenario:
         self.checker = InvariantChecker(self.world)
         self.rng = self.world.rng
         self.requests = 0
+        self.down_since: dict[str, int] = {}  # crashed server -> when
+        self.detection_ms: list[int] = []
+        self.live_downs = 0
+        self._seen_records = 0
+        self.world.observers.append(self._watch_downs)
 
     # --- the story -------------------------------------------------------------------------------
     def run(self) -> RunResult:
@@ -143,6 +148,7 @@ class Scenario:
             n = rng.choice(up)
             w.crash_server(n, torn="torn" in self.faults and rng.random() < 0.5)
             self.crashed_at[n] = w.elapsed
+            self.down_since.setdefault(n, w.elapsed)
             w.schedule(back_at, lambda n=n: self._restart_crashed(n))
         elif kind == "partition":
             everyone = [*self.ids, "quorum"]
@@ -159,8 +165,21 @@ class Scenario:
             w.net.cond.dup = rng.uniform(0.05, 0.3)
             w.schedule(back_at, lambda: setattr(w.net.cond, "dup", 0.0))
 
+    def _watch_downs(self, world: World, addr: str, msg: object) -> None:
+        """Failure-detection time: crash → NodeDown; a NodeDown of a live server is a false suspicion
+        (or a partition doing its job: the simulator cannot tell which, so both are counted)."""
+        records = world.qdisk.records
+        for r in records[self._seen_records:]:
+            if r.event.type == "NodeDown" and r.node is not None:
+                if r.node in self.down_since:
+                    self.detection_ms.append(world.elapsed - self.down_since[r.node])
+                else:
+                    self.live_downs += 1
+        self._seen_records = len(records)
+
     def _restart_crashed(self, n: str) -> None:
         self.crashed_at.pop(n, None)
+        self.down_since.pop(n, None)
         if not self.world.servers[n].up:
             self.world.start_server(n)
 
@@ -183,7 +202,8 @@ class Scenario:
         regroups = sum(1 for r in records if r.event.type == "Regrouped")
         failovers = sum(1 for r in records if r.event.type == "GroupMoved" and r.event.reason == "failover")
         return RunResult(seed=self.seed, ok=violation is None, violation=violation, events=len(records),
-                         regroups=regroups, failovers=failovers, false_downs=0,
+                         regroups=regroups, failovers=failovers, false_downs=self.live_downs,
+                         detection_ms=list(self.detection_ms),
                          steps=self.world.steps, messages=self.world.messages, log=self.world.log_lines)
 
     def write_logs(self, out: Path) -> None:

@@ -1,0 +1,36 @@
+"""A long seed sweep (not a test): `python bench/sweep_long.py --from 1000 --count 20000`.
+
+Runs every seed with all fault kinds, keeps going past failures, prints each violation with
+its replay command and a final tally. Results go into docs/benchmarks.md by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from roster.sim.scenario import FAULT_KINDS, run_seed
+
+NODES = 5
+DURATION_MS = 20_000
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--from", dest="start", type=int, default=1000)
+    ap.add_argument("--count", type=int, default=20000)
+    args = ap.parse_args()
+    t0, bad = time.time(), 0
+    for seed in range(args.start, args.start + args.count):
+        r = run_seed(seed, NODES, FAULT_KINDS, DURATION_MS)
+        if not r.ok:
+            bad += 1
+            print(f"seed {seed}: {r.violation}\n  replay: roster simulate --seed {seed} --nodes {NODES} "
+                  f"--faults {','.join(FAULT_KINDS)} --duration {DURATION_MS / 1000:g}", flush=True)
+        if (seed - args.start + 1) % 1000 == 0:
+            print(f"... {seed - args.start + 1} seeds, {bad} violations, {time.time() - t0:.0f} s", flush=True)
+    print(f"done: {args.count} seeds from {args.start}, {bad} violations, {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
