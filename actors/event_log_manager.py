@@ -8,6 +8,7 @@ node's proposals to the Quorum (one batch in flight) and pushes commits to the o
 from __future__ import annotations
 
 from actors import messages as m
+from actors.quorum import REPLICA_STATES
 from actors.effects import Effect, Persist, Send, SetAsideReplica, SetTimer
 from actors.settings import ProtocolSettings
 from events.codec import GENESIS_HASH, check_chain
@@ -87,7 +88,10 @@ class EventLogManagerCore:
         return [Send(m.QUORUM, read), SetTimer(READ_TIMER, now + self.settings.append_retry_after_ms)]
 
     def _peers(self) -> list[str]:
-        return sorted(n for n in self.state.config.members if n != self.node_id)
+        """Members that joined: a node refused at authentication gets no copy (S16, S17)."""
+        nodes = self.state.membership.nodes
+        return sorted(n for n in self.state.config.members
+                      if n != self.node_id and n in nodes and nodes[n].state in REPLICA_STATES)
 
     # --- messages --------------------------------------------------------------------------
     def step(self, msg: m.Message, now: int, sender: str) -> list[Effect]:

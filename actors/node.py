@@ -120,7 +120,9 @@ class NodeCore(JoiningMixin, LeaderMixin):
     # --- the committed log --------------------------------------------------------------------
     def _committed(self, msg: m.Committed, now: int, sender: str) -> list[Effect]:
         if msg.replaced:  # S17: a full copy of another history replaced our replica
-            self.view = ClusterState()
+            self.view = proj.fold(ClusterState(), msg.records)
+            me = self.view.membership.nodes.get(self.id)
+            self.join_base_incarnation = me.incarnation if me is not None else 0
         fresh = [r for r in msg.records if r.seq > self.view.seq]
         if fresh:
             proj.apply_in_place(self.view, fresh)

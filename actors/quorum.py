@@ -16,6 +16,9 @@ from projections import state as proj
 from projections.state import ClusterState
 
 
+REPLICA_STATES = frozenset({"Online", "Paused", "Joining"})  # who receives the log
+
+
 class QuorumCore:
     def __init__(self, *, lease_ms: int, records: list[Record] | None = None,
                  epoch: int = 0, owner: str | None = None, now: int = 0) -> None:
@@ -48,6 +51,12 @@ class QuorumCore:
         if cfg.cluster_id is None:  # S1: an empty quorum log: the creator forms the cluster
             return True
         return cfg.is_member(node)
+
+    def _may_read(self, node: str) -> bool:
+        if node == self.owner or self.state.config.cluster_id is None:
+            return True
+        view = self.state.membership.nodes.get(node)
+        return self.state.config.is_member(node) and view is not None and view.state in REPLICA_STATES
 
     def _acquire(self, msg: m.AcquireQuorum, now: int, sender: str) -> list[Effect]:
         if not self._may_own(msg.node):
@@ -92,6 +101,9 @@ class QuorumCore:
         return [Persist(records), Send(sender, m.AppendAccepted(batch_id=msg.batch_id, records=records))]
 
     def _read(self, msg: m.ReadLog, now: int, sender: str) -> list[Effect]:
+        reader = msg.reply_to.split(":", 1)[-1]
+        if not self._may_read(reader):
+            return []  # S16/S17: the database goes only to members that joined (or the owner)
         start = max(msg.from_seq, 1) - 1
         chunk = tuple(self.records[start:start + msg.max_records])
         return [Send(msg.reply_to, m.LogRange(records=chunk, head_seq=self.head_seq))]

@@ -51,7 +51,8 @@ def _log_errors(path: str) -> Iterator[None]:
     try:
         yield
     except CorruptLogError as exc:
-        raise UserError(f"log corrupt at seq {exc.seq}: {exc.reason} (see `roster verify {path}`)", EXIT_FAILED) from None
+        msg = f"log corrupt at seq {exc.seq}: {exc.reason} (see `roster verify {path}`)"
+        raise UserError(msg, EXIT_FAILED) from None
     except OSError as exc:
         raise UserError(f"cannot read {path}: {exc.strerror or exc}") from None
 
@@ -247,8 +248,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _print_config(state: ClusterState) -> None:
     c = state.config
     out = sys.stdout
-    print(f"\nConfiguration database: cluster {c.name or '-'} (id {c.cluster_id or '-'}), quorum "
-          f"{c.quorum_resource or '-'} (lease {c.quorum_lease_ms if c.quorum_lease_ms is not None else '-'} ms)", file=out)
+    lease = "-" if c.quorum_lease_ms is None else c.quorum_lease_ms
+    print(f"\nConfiguration database: cluster {c.name or '-'} (id {c.cluster_id or '-'}), "
+          f"quorum {c.quorum_resource or '-'} (lease {lease} ms)", file=out)
     print(f"settings: {_cell(dict(sorted(c.settings.items())))}", file=out)
     evicted = ", ".join(f"{n} (seq {s})" for n, s in sorted(c.evicted.items())) or "-"
     print(f"evicted: {evicted}\n", file=out)

@@ -47,6 +47,8 @@ def simulate(args: argparse.Namespace) -> int:
         raise UserError("--duration and --seeds must be positive")
     if args.out is not None and args.seeds > 1:
         raise UserError("--out writes one run's logs: use it with a single seed")
+    if args.out is not None and args.out.exists() and any(args.out.iterdir()):
+        raise UserError(f"--out {args.out} already holds files; choose an empty or new folder")
     duration_ms = int(args.duration * 1000)
     results: list[RunResult] = []
     progress = Progress(args.seeds, "seeds") if args.seeds > 1 else None

@@ -26,7 +26,11 @@ MAX_TS_STEP_MS = 1500  # records are 1..1500 ms apart in a generated history
 MISSES_BEFORE_REGROUP = 5  # DESIGN §4 default: heartbeat misses before the leader regroups
 LEASE_MS = 3000  # quorum lease, ≥ 3 × the 1000 ms heartbeat interval
 MAX_GROUPS_PER_NODE = 2  # keeps the group count bounded in long histories
-DEFAULT_SETTINGS = {"heartbeat_interval_ms": 1000, "heartbeat_misses": MISSES_BEFORE_REGROUP, "regroup_timeout_ms": 1000}
+DEFAULT_SETTINGS = {
+    "heartbeat_interval_ms": 1000,
+    "heartbeat_misses": MISSES_BEFORE_REGROUP,
+    "regroup_timeout_ms": 1000,
+}
 SETTING_CHOICES = {  # what an operator plausibly tunes, and to what
     "heartbeat_interval_ms": (250, 500, 1000, 2000),
     "heartbeat_misses": (3, 5, 8),
