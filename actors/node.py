@@ -24,11 +24,14 @@ from actors.effects import Effect, Send, SetTimer, StartGroup, StopGroup, StopSe
 from actors.joining import JoiningMixin
 from actors.leading import LeaderMixin
 from actors.settings import ProtocolSettings
-from events.record import Record
+from events import types as ev
+from events.record import draft
 from projections import state as proj
 from projections.state import ClusterState
 
 TICK_TIMER = "tick"
+LEAVE_TIMER = "leave"
+LEAVE_COMMIT_WAIT_INTERVALS = 2
 CONTACT_TIMER = "contact"
 ACTIVE_ROLES = frozenset({"leader", "follower", "searching"})
 STOPPED_ROLES = frozenset({"exited", "evicted"})
@@ -54,7 +57,7 @@ class NodeIdentity:
 
 class NodeCore(JoiningMixin, LeaderMixin):
     def __init__(self, identity: NodeIdentity, settings: ProtocolSettings, *, entropy: bytes,
-                 records: list[Record] | None = None, create: CreateSpec | None = None) -> None:
+                 records: list | None = None, create: CreateSpec | None = None) -> None:
         self.id = identity.node_id
         self.me = m.node_addr(self.id)
         self.identity = identity
@@ -70,6 +73,7 @@ class NodeCore(JoiningMixin, LeaderMixin):
         self.exits_seen: set[str] = set()
         self.running: set[str] = set()
         self.stopped_reason: str | None = None
+        self.leaving = False
         self._init_joining()
         self._init_leading()
 
@@ -149,12 +153,16 @@ class NodeCore(JoiningMixin, LeaderMixin):
             return self._begin_join(now)  # declared down while we were away: rejoin (S13)
         if self.role == "joining":
             return self._check_admitted(now)
+        if self.leaving and me is not None and me.state == "Offline":
+            return self._leave(now)  # our NodeExited is committed: now tell the others and go
         return []
 
     # --- time -----------------------------------------------------------------------------------
     def _timer(self, msg: m.TimerFired, now: int, sender: str) -> list[Effect]:
         if msg.key == TICK_TIMER:
             return [SetTimer(TICK_TIMER, now + self.settings.interval_ms)] + self._tick(now)
+        if msg.key == LEAVE_TIMER and self.leaving and self.role not in STOPPED_ROLES:
+            return self._leave(now)  # the commit did not come in time: leave all the same
         if msg.key == "misses":
             return self._count_misses(now) if self.role == "leader" else []
         return self._join_timer(msg.key, now)  # CONTACT_TIMER only re-checks the groups
@@ -231,6 +239,13 @@ class NodeCore(JoiningMixin, LeaderMixin):
         self.stopped_reason = "left the cluster (ClusterExit)"
         return out + self._sync_groups(now) + [StopService(self.stopped_reason)]
 
+    def _leader_leave(self, msg: m.AdminCommand, now: int) -> list[Effect]:
+        """The leader records its own exit (nobody else may be left to), then leaves (S21)."""
+        self.leaving = True
+        self.outbox.append(draft(ev.NodeExited(), by=self.id, node=self.id))
+        self.waiters.append((msg.request_id, msg.reply_to))
+        return [SetTimer(LEAVE_TIMER, now + LEAVE_COMMIT_WAIT_INTERVALS * self.settings.interval_ms)]
+
     def _cluster_exit(self, msg: m.ClusterExit, now: int, sender: str) -> list[Effect]:
         self.exits_seen.add(msg.node)
         if self.role == "leader":
@@ -255,6 +270,8 @@ class NodeCore(JoiningMixin, LeaderMixin):
     # --- admin -------------------------------------------------------------------------------------
     def _admin(self, msg: m.AdminCommand, now: int, sender: str) -> list[Effect]:
         if msg.op == "leave" and msg.args.get("node", self.id) == self.id:
+            if self.role == "leader" and not self.leaving:
+                return self._leader_leave(msg, now)
             reply = m.AdminReply(request_id=msg.request_id, ok=True, seq=self.view.seq)
             return [Send(msg.reply_to, reply)] + self._leave(now)
         if self.role == "leader":

@@ -1,0 +1,1 @@
+"""The HTTP query endpoint and admin API every node serves (aiohttp)."""
