@@ -15,6 +15,7 @@ from actors.effects import Effect, Send
 from actors.placement import load_of, place
 from events import types as ev
 from events.record import Draft, draft
+from projections.state import ClusterState
 
 if TYPE_CHECKING:
     from actors.node import NodeCore
@@ -34,41 +35,41 @@ def _name_arg(msg: m.AdminCommand, key: str) -> str | m.AdminReply:
     return value
 
 
-def _member(node: NodeCore, msg: m.AdminCommand) -> str | m.AdminReply:
+def _member(view: ClusterState, msg: m.AdminCommand) -> str | m.AdminReply:
     name = _name_arg(msg, "node")
     if isinstance(name, m.AdminReply):
         return name
-    if name not in node.view.membership.nodes or not node.view.config.is_member(name):
+    if name not in view.membership.nodes or not view.config.is_member(name):
         return _err(msg, 404, "unknown_node", f"no member named {name}")
     return name
 
 
-def _add_node(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
+def _add_node(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
     name = _name_arg(msg, "node")
     if isinstance(name, m.AdminReply):
         return name
-    if node.view.config.is_member(name):
+    if view.config.is_member(name):
         return _err(msg, 409, "already_member", f"{name} is already a member")
     address = msg.args.get("address")
     return [draft(ev.NodeAdded(address=address if isinstance(address, str) else None), by=node.id, node=name)], []
 
 
-def _pause(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
-    name = _member(node, msg)
+def _pause(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
+    name = _member(view, msg)
     if isinstance(name, m.AdminReply):
         return name
-    state = node.view.membership.nodes[name].state
+    state = view.membership.nodes[name].state
     if state != "Online":
         return _err(msg, 409, "wrong_state", f"{name} is {state}; only an Online node can be paused")
     drain = bool(msg.args.get("drain", False))
     drafts = [draft(ev.NodePaused(drain=drain), by=node.id, node=name)]
     if drain:  # S12: optional drain moves its groups away first
-        drafts += _moves_off(node, name, "drain")
+        drafts += _moves_off(node, view, name, "drain")
     return drafts, []
 
 
-def _moves_off(node: NodeCore, name: str, reason: str) -> list[Draft]:
-    mv, cfg = node.view.membership, node.view.config
+def _moves_off(node: NodeCore, view: ClusterState, name: str, reason: str) -> list[Draft]:
+    mv, cfg = view.membership, view.config
     load = load_of(mv)
     out: list[Draft] = []
     for group in mv.groups_of(name):
@@ -80,18 +81,18 @@ def _moves_off(node: NodeCore, name: str, reason: str) -> list[Draft]:
     return out
 
 
-def _resume(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
-    name = _member(node, msg)
+def _resume(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
+    name = _member(view, msg)
     if isinstance(name, m.AdminReply):
         return name
-    state = node.view.membership.nodes[name].state
+    state = view.membership.nodes[name].state
     if state != "Paused":
         return _err(msg, 409, "wrong_state", f"{name} is {state}; only a Paused node can be resumed")
     return [draft(ev.NodeResumed(), by=node.id, node=name)], []
 
 
-def _evict(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
-    name = _member(node, msg)
+def _evict(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
+    name = _member(view, msg)
     if isinstance(name, m.AdminReply):
         return name
     if name == node.id:
@@ -101,44 +102,44 @@ def _evict(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
     return drafts, [Send(m.node_addr(name), m.EvictNotice(node=name, reason=reason))]
 
 
-def _leave(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
-    name = _member(node, msg)
+def _leave(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
+    name = _member(view, msg)
     if isinstance(name, m.AdminReply):
         return name
-    if not node.view.membership.is_full_member(name):
+    if not view.membership.is_full_member(name):
         return _err(msg, 409, "wrong_state", f"{name} is not Online or Paused")
     return [], [Send(m.node_addr(name), msg)]  # the node itself sends ClusterExit (S21)
 
 
-def _group_create(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
+def _group_create(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
     name = _name_arg(msg, "group")
     if isinstance(name, m.AdminReply):
         return name
-    if name in node.view.config.groups:
+    if name in view.config.groups:
         return _err(msg, 409, "group_exists", f"group {name} already exists")
     owners = msg.args.get("preferred_owners") or []
     if not isinstance(owners, list) or not all(isinstance(o, str) for o in owners):
         return _err(msg, 422, "invalid_argument", "'preferred_owners' must be a list of node names")
-    unknown = [o for o in owners if not node.view.config.is_member(o)]
+    unknown = [o for o in owners if not view.config.is_member(o)]
     if unknown:
         return _err(msg, 422, "invalid_argument", f"preferred owners are not members: {', '.join(unknown)}")
     created = ev.GroupCreated(group=name, preferred_owners=tuple(owners), failback=bool(msg.args.get("failback", False)))
     return [draft(created, by=node.id)], []
 
 
-def _group_move(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
+def _group_move(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
     name = _name_arg(msg, "group")
     if isinstance(name, m.AdminReply):
         return name
-    if name not in node.view.config.groups:
+    if name not in view.config.groups:
         return _err(msg, 404, "unknown_group", f"no group named {name}")
-    target = _member(node, msg)
+    target = _member(view, msg)
     if isinstance(target, m.AdminReply):
         return target
-    state = node.view.membership.nodes[target].state
+    state = view.membership.nodes[target].state
     if state != "Online":
         return _err(msg, 409, "wrong_state", f"{target} is {state}; groups move only to an Online node")
-    owner = node.view.membership.groups[name].owner if name in node.view.membership.groups else None
+    owner = view.membership.groups[name].owner if name in view.membership.groups else None
     if owner is None:
         return [draft(ev.GroupMoved(group=name, from_node=None, to_node=target, reason="admin move"), by=node.id)], []
     if owner == target:
@@ -148,16 +149,16 @@ def _group_move(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
     return [node._release(name, f"admin move to {target}")], []
 
 
-def _group_delete(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
+def _group_delete(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
     name = _name_arg(msg, "group")
     if isinstance(name, m.AdminReply):
         return name
-    if name not in node.view.config.groups:
+    if name not in view.config.groups:
         return _err(msg, 404, "unknown_group", f"no group named {name}")
     return [draft(ev.GroupDeleted(group=name), by=node.id)], []
 
 
-_OPS: dict[str, Callable[[Any, m.AdminCommand, int], Decision]] = {
+_OPS: dict[str, Callable[[Any, m.AdminCommand, ClusterState], Decision]] = {
     "add-node": _add_node,
     "pause": _pause,
     "resume": _resume,
@@ -173,4 +174,6 @@ def decide(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
     op = _OPS.get(msg.op)
     if op is None:
         return _err(msg, 422, "unknown_command", f"the leader cannot run '{msg.op}'")
-    return op(node, msg, now)
+    # Decide against the view as it will be once our pending decisions commit, so a command
+    # never contradicts one already on its way (e.g. a move of a group just placed).
+    return op(node, msg, node._speculative_view())

@@ -32,3 +32,13 @@ class NonceSource:
     def next(self) -> str:
         self._counter += 1
         return hashlib.blake2b(self._entropy + self._counter.to_bytes(8, "big"), digest_size=16).hexdigest()
+
+
+def acquire_proof(secret: bytes, node: str, sent_at: int) -> str:
+    """S8b: only a holder of the cluster secret may take the quorum (an impostor with a
+    member's name but the wrong key must not lead the cluster)."""
+    return hmac.new(secret, f"acquire|{node}|{sent_at}".encode(), hashlib.sha256).hexdigest()
+
+
+def check_acquire(secret: bytes, node: str, sent_at: int, proof: str) -> bool:
+    return hmac.compare_digest(acquire_proof(secret, node, sent_at), proof)

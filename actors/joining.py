@@ -89,13 +89,15 @@ class JoiningMixin:
         if me is None or me.state not in ("Online", "Paused") or me.incarnation <= self.join_base_incarnation:
             return []
         self.role = "follower"
-        self.epoch, self.leader = self.view.membership.epoch, self.view.membership.leader
+        self.fenced = False
+        self.epoch = max(self.epoch, self.view.membership.epoch)  # epochs only grow (invariant 1)
+        self.leader = self.view.membership.leader
         return [self._heartbeat(now)] if self.leader not in (None, self.id) else []
 
     # --- forming (S5) ------------------------------------------------------------------------
     def _granted(self: NodeCore, msg: m.QuorumGranted, now: int, sender: str) -> list[Effect]:
-        if self.role not in ("forming", "searching", "joining"):
-            return []
+        if self.role not in ("forming", "searching", "joining") or msg.epoch <= self.epoch:
+            return []  # (a stale or duplicated grant)
         self.role = "taking_over"
         self.epoch = msg.epoch
         self.lease_until = msg.sent_at + msg.lease_ms

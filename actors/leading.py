@@ -159,9 +159,12 @@ class LeaderMixin:
             return []
         if msg.epoch > self.epoch:
             return self._step_down(now, f"{msg.node} knows epoch {msg.epoch}")
-        if msg.node in self._leaving_pending():
+        if msg.fenced or msg.node == self.suspect or msg.node in self._leaving_pending():
+            # Fenced: it lost contact and stopped its groups; it must rejoin, and this heartbeat
+            # is no proof of contact (if our answers do not reach it, it must be declared down).
             # Declared gone and its groups may already be moving: an ack now would let it keep
-            # running them past the point the new owner starts (invariant 4).
+            # running them past the point the new owner starts (invariant 4). The suspect (the
+            # old leader, declared down without the usual wait) must not be acked either.
             return [Send(sender, m.NotMember(leader=self.id, epoch=self.epoch))]
         if not self.view.membership.is_full_member(msg.node):
             known = self.view.membership.nodes.get(msg.node)
@@ -275,10 +278,12 @@ class LeaderMixin:
 
     # --- resource groups ----------------------------------------------------------------------------
     def _speculative_view(self: NodeCore) -> ClusterState:
-        if not self.outbox:
+        """The view as it will be once everything we decided commits (we are the only writer)."""
+        drafts = self._pending_drafts()
+        if not drafts:
             return self.view
         base = self.view.seq
-        pending = [Record(base + i + 1, self.epoch, "", d.node, d.by, d.event, "") for i, d in enumerate(self.outbox)]
+        pending = [Record(base + i + 1, self.epoch, "", d.node, d.by, d.event, "") for i, d in enumerate(drafts)]
         return proj.fold(self.view, pending)
 
     def _reconcile(self: NodeCore, view: ClusterState) -> list[Draft]:

@@ -34,6 +34,7 @@ class TimerFired(Message):
 class AcquireQuorum(Message):
     node: str
     sent_at: int
+    proof: str  # HMAC of (node, sent_at) under the cluster secret
 
 
 class QuorumGranted(Message):
@@ -209,6 +210,7 @@ class Heartbeat(Message):
     epoch: int
     applied_seq: int
     sent_at: int
+    fenced: bool = False  # its leader contact ran out: it stopped its groups and wants back in
 
 
 class HeartbeatAck(Message):
@@ -248,7 +250,7 @@ class EvictNotice(Message):
 
 # --- Admin ----------------------------------------------------------------------------------
 AdminOp = Literal[
-    "create", "add-node", "pause", "resume", "evict", "leave",
+    "add-node", "pause", "resume", "evict", "leave",
     "group-create", "group-move", "group-delete",
 ]
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from actors import messages as m
-from actors.auth import NonceSource
+from actors.auth import NonceSource, acquire_proof
 from actors.effects import Effect, Send, SetTimer, StartGroup, StopGroup, StopService
 from actors.joining import JoiningMixin
 from actors.leading import LeaderMixin
@@ -74,6 +74,7 @@ class NodeCore(JoiningMixin, LeaderMixin):
         self.running: set[str] = set()
         self.stopped_reason: str | None = None
         self.leaving = False
+        self.fenced = False  # lost the leader and stopped our groups; cleared by rejoining
         self._init_joining()
         self._init_leading()
 
@@ -147,9 +148,9 @@ class NodeCore(JoiningMixin, LeaderMixin):
         if self.role == "leader" and view_epoch > self.epoch and view_leader != self.id:
             return self._step_down(now, "a newer leader committed")
         if self.role in ("follower", "searching") and view_epoch >= self.epoch and view_leader not in (None, self.id):
+            # Learn who leads; only a heartbeat ack makes us a follower again (contact is proof).
             self.epoch, self.leader = view_epoch, view_leader
-            self.role = "follower"
-        if self.role == "follower" and me is not None and me.state == "Offline":
+        if self.role in ("follower", "searching") and me is not None and me.state == "Offline":
             return self._begin_join(now)  # declared down while we were away: rejoin (S13)
         if self.role == "joining":
             return self._check_admitted(now)
@@ -181,7 +182,7 @@ class NodeCore(JoiningMixin, LeaderMixin):
 
     def _heartbeat(self, now: int) -> Send:
         assert self.leader is not None
-        hb = m.Heartbeat(node=self.id, epoch=self.epoch, applied_seq=self.view.seq, sent_at=now)
+        hb = m.Heartbeat(node=self.id, epoch=self.epoch, applied_seq=self.view.seq, sent_at=now, fenced=self.fenced)
         return Send(m.node_addr(self.leader), hb)
 
     def _heartbeat_ack(self, msg: m.HeartbeatAck, now: int, sender: str) -> list[Effect]:
@@ -203,11 +204,14 @@ class NodeCore(JoiningMixin, LeaderMixin):
     def _lost_leader(self, now: int) -> list[Effect]:
         """S8c: no contact with the leader for interval x misses: self-fence, look for the quorum."""
         self.role = "searching"
-        return self._ask_quorum(now, "searching")
+        self.fenced = True  # until we rejoin: our heartbeats say so (see LeaderMixin._on_heartbeat)
+        out = self._ask_quorum(now, "searching")
+        return out + ([self._heartbeat(now)] if self.leader not in (None, self.id) else [])
 
     def _ask_quorum(self, now: int, role: str) -> list[Effect]:
         self.role = role
-        return [Send(m.QUORUM, m.AcquireQuorum(node=self.id, sent_at=now))]
+        proof = acquire_proof(self.identity.secret, self.id, now)
+        return [Send(m.QUORUM, m.AcquireQuorum(node=self.id, sent_at=now, proof=proof))]
 
     def _not_member(self, msg: m.NotMember, now: int, sender: str) -> list[Effect]:
         if self.role in ("follower", "searching") and msg.epoch >= self.epoch:

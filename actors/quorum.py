@@ -8,6 +8,7 @@ returns effects; the shell makes `Persist`/`PersistOwnership` durable before any
 from __future__ import annotations
 
 from actors import messages as m
+from actors.auth import check_acquire
 from actors.clock import iso_ms
 from actors.effects import Effect, Persist, PersistOwnership, Send
 from events.codec import GENESIS_HASH, seal_all
@@ -20,9 +21,12 @@ REPLICA_STATES = frozenset({"Online", "Paused", "Joining"})  # who receives the 
 
 
 class QuorumCore:
-    def __init__(self, *, lease_ms: int, records: list[Record] | None = None,
+    def __init__(self, *, lease_ms: int, secret: bytes, records: list[Record] | None = None,
                  epoch: int = 0, owner: str | None = None, now: int = 0) -> None:
         self.lease_ms = lease_ms
+        self._secret = secret
+        self._last_proof_at: dict[str, int] = {}  # node -> newest sent_at seen: proofs are not replayable
+        self.confirmed = owner is not None  # the owner has used its grant (renewed or appended)
         self.records: list[Record] = list(records or [])
         self.state: ClusterState = proj.fold(ClusterState(), self.records)
         self.epoch = epoch
@@ -58,14 +62,28 @@ class QuorumCore:
         view = self.state.membership.nodes.get(node)
         return self.state.config.is_member(node) and view is not None and view.state in REPLICA_STATES
 
-    def _acquire(self, msg: m.AcquireQuorum, now: int, sender: str) -> list[Effect]:
+    def _refusal(self, msg: m.AcquireQuorum, now: int) -> str | None:
         if not self._may_own(msg.node):
-            return [Send(sender, m.QuorumDenied(owner=self.owner, epoch=self.epoch, reason="not a member"))]
-        held = self.owner is not None and now < self.lease_expiry
-        if held and self.owner != msg.node:
-            return [Send(sender, m.QuorumDenied(owner=self.owner, epoch=self.epoch, reason="held"))]
+            return "not a member"
+        if not check_acquire(self._secret, msg.node, msg.sent_at, msg.proof) or \
+                msg.sent_at <= self._last_proof_at.get(msg.node, -1):
+            return "bad credentials"
+        if self.owner is not None and now < self.lease_expiry:
+            # Held — also when the holder itself asks again: a fresh epoch and lease for it
+            # would lock everyone else out while it cannot hear us (it lost its renewals).
+            return "held"
+        if self.owner == msg.node and not self.confirmed and now < self.lease_expiry + self.lease_ms:
+            return "your last grant was never used"  # let another member have a turn
+        return None
+
+    def _acquire(self, msg: m.AcquireQuorum, now: int, sender: str) -> list[Effect]:
+        reason = self._refusal(msg, now)
+        if reason is not None:
+            return [Send(sender, m.QuorumDenied(owner=self.owner, epoch=self.epoch, reason=reason))]
+        self._last_proof_at[msg.node] = msg.sent_at
         self.epoch += 1  # a new epoch even for the same node: fences anything it sent before
         self.owner = msg.node
+        self.confirmed = False
         self.lease_expiry = now + self.lease_ms
         grant = m.QuorumGranted(epoch=self.epoch, lease_ms=self.lease_ms, head_seq=self.head_seq, sent_at=msg.sent_at)
         return [PersistOwnership(self.epoch, self.owner), Send(sender, grant)]
@@ -74,6 +92,7 @@ class QuorumCore:
         if msg.node != self.owner or msg.epoch != self.epoch:
             return [Send(sender, m.LeaseLost(epoch=self.epoch, owner=self.owner))]
         self.lease_expiry = now + self.lease_ms
+        self.confirmed = True
         return [Send(sender, m.LeaseRenewed(epoch=self.epoch, sent_at=msg.sent_at))]
 
     def _release(self, msg: m.ReleaseQuorum, now: int, sender: str) -> list[Effect]:
@@ -96,6 +115,7 @@ class QuorumCore:
         records = tuple(seal_all(msg.drafts, first_seq=self.head_seq + 1, epoch=self.epoch,
                                  ts=iso_ms(now), prev_hash=self.head_hash))
         self.records.extend(records)
+        self.confirmed = True
         proj.apply_in_place(self.state, records)
         self._last_batch[msg.node] = (msg.batch_id, records)
         return [Persist(records), Send(sender, m.AppendAccepted(batch_id=msg.batch_id, records=records))]

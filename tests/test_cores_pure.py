@@ -18,6 +18,7 @@ import pytest
 from actors import messages as m
 from actors.effects import Persist, PersistOwnership, Send, SetAsideReplica, SetTimer
 from actors.event_log_manager import EventLogManagerCore, ReplicaDiverged
+from actors.auth import acquire_proof
 from actors.quorum import QuorumCore
 from actors.settings import ProtocolSettings
 from events import types as ev
@@ -135,8 +136,12 @@ def only(effects, kind, to=None):
 # --- 2. QuorumCore ---------------------------------------------------------------------------------
 
 
-def acquire(q: QuorumCore, node: str, now: int):
-    return q.step(m.AcquireQuorum(node=node, sent_at=now), now, m.node_addr(node))
+QUORUM_SECRET = b"quorum-test-secret"
+
+
+def acquire(q: QuorumCore, node: str, now: int, secret: bytes = QUORUM_SECRET):
+    proof = acquire_proof(secret, node, now)
+    return q.step(m.AcquireQuorum(node=node, sent_at=now, proof=proof), now, m.node_addr(node))
 
 
 def append(q: QuorumCore, node: str, epoch: int, expected: int, drafts, batch: str, now: int = 0):
@@ -146,14 +151,14 @@ def append(q: QuorumCore, node: str, epoch: int, expected: int, drafts, batch: s
 
 def formed_quorum(now: int = 0) -> QuorumCore:
     """A quorum whose log holds a created cluster (members n1..n3), owned by n1 in epoch 1."""
-    q = QuorumCore(lease_ms=LEASE, now=now)
+    q = QuorumCore(lease_ms=LEASE, secret=QUORUM_SECRET, now=now)
     assert isinstance(only(acquire(q, "n1", now), m.QuorumGranted), m.QuorumGranted)
     only(append(q, "n1", 1, 0, creation(), "b1", now), m.AppendAccepted)
     return q
 
 
 def test_quorum_grants_an_empty_log_to_its_creator_durably_before_answering():
-    q = QuorumCore(lease_ms=LEASE, now=0)
+    q = QuorumCore(lease_ms=LEASE, secret=QUORUM_SECRET, now=0)
     out = acquire(q, "n1", 10)
     assert isinstance(out[0], PersistOwnership) and (out[0].epoch, out[0].owner) == (1, "n1")
     grant = only(out, m.QuorumGranted, to="node:n1")
@@ -196,9 +201,34 @@ def test_quorum_release_lets_another_node_take_over_at_once():
     assert only(acquire(q, "n2", 6), m.QuorumGranted).epoch == 2  # long before the lease would end
 
 
+def test_quorum_owner_asking_again_while_held_is_denied_so_others_are_not_locked_out():
+    """S8: a leader that lost its renewals' answers must not extend its own lease by asking again."""
+    q = formed_quorum(now=0)
+    assert only(acquire(q, "n1", 50), m.QuorumDenied).reason == "held"
+    assert only(acquire(q, "n2", LEASE), m.QuorumGranted).epoch == 2
+
+
+def test_quorum_unused_grant_gives_another_member_a_turn():
+    q = formed_quorum(now=0)
+    assert only(acquire(q, "n2", LEASE), m.QuorumGranted).epoch == 2  # n2 never renews nor appends
+    assert only(acquire(q, "n2", 2 * LEASE + 1), m.QuorumDenied).reason == "your last grant was never used"
+    assert only(acquire(q, "n3", 2 * LEASE + 2), m.QuorumGranted).epoch == 3
+
+
+def test_quorum_refuses_a_wrong_key_and_a_replayed_proof():
+    """S8b, S16: an impostor with a member's name but not the secret cannot take the quorum."""
+    q = formed_quorum(now=0)
+    assert only(acquire(q, "n2", 10 * LEASE, secret=b"wrong"), m.QuorumDenied).reason == "bad credentials"
+    proof = acquire_proof(QUORUM_SECRET, "n2", 10 * LEASE)
+    replay = m.AcquireQuorum(node="n2", sent_at=10 * LEASE, proof=proof)
+    assert isinstance(only(q.step(replay, 10 * LEASE, "node:n2"), m.QuorumGranted), m.QuorumGranted)
+    q.step(m.ReleaseQuorum(node="n2", epoch=2), 10 * LEASE + 1, "node:n2")
+    assert only(q.step(replay, 10 * LEASE + 2, "node:n2"), m.QuorumDenied).reason == "bad credentials"
+
+
 def test_quorum_reacquire_by_the_owner_bumps_the_epoch_and_fences_its_old_appends():
     q = formed_quorum(now=0)
-    assert only(acquire(q, "n1", 50), m.QuorumGranted).epoch == 2
+    assert only(acquire(q, "n1", LEASE + 50), m.QuorumGranted).epoch == 2
     refused = only(append(q, "n1", 1, q.head_seq, [group("g")], "b2"), m.AppendRefused)
     assert refused.reason == "fenced" and refused.epoch == 2
 
@@ -250,7 +280,7 @@ def test_quorum_reads_in_chunks_and_restarts_from_its_durable_state():
     q = formed_quorum(now=0)
     rng = only(q.step(m.ReadLog(from_seq=2, reply_to="elm:n1", max_records=3), 0, "elm:n1"), m.LogRange, to="elm:n1")
     assert [r.seq for r in rng.records] == [2, 3, 4] and rng.head_seq == q.head_seq
-    restarted = QuorumCore(lease_ms=LEASE, records=list(q.records), epoch=q.epoch, owner=q.owner, now=10_000)
+    restarted = QuorumCore(lease_ms=LEASE, secret=QUORUM_SECRET, records=list(q.records), epoch=q.epoch, owner=q.owner, now=10_000)
     assert restarted.head_seq == q.head_seq and restarted.head_hash == q.head_hash
     # After a restart nobody knows when the owner last renewed: a full lease must pass first.
     assert only(acquire(restarted, "n2", 10_000 + LEASE - 1), m.QuorumDenied).reason == "held"

@@ -3,20 +3,31 @@
 The Node actor (Ray shell) owns one `ReplicaFeed`, appends every committed batch to it, and
 hands the app an `AdminPort` that forwards commands into the node's core. Tests build a
 feed from real event sequences and drive admin through the simulator.
+
+Readers wait for change with `wait_until` / `wait_for_seq` (one shared asyncio.Event per
+change, swapped on every append: no lock, no task per append). Time travel folds from the
+nearest checkpoint (a state copy every CHECKPOINT_EVERY_RECORDS records), so a view at any
+seq costs at most that many record applications.
 """
 
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Awaitable, Callable, Iterable
 
 from actors.messages import AdminReply
 from events.record import Record
+from projections import replay
 from projections import state as proj
 from projections.state import ClusterState
 
 SUBSCRIBER_QUEUE_MAX_BATCHES = 1000
+CHECKPOINT_EVERY_RECORDS = 1000  # time travel applies at most this many records per view
+PAGE_SCAN_MAX_RECORDS = 100_000  # a filtered page stops scanning here, so one request stays bounded
 
 
 @dataclass
@@ -43,13 +54,31 @@ AdminPort = Callable[[str, dict[str, Any]], Awaitable[AdminReply]]
 HealthPort = Callable[[], NodeHealth]
 
 
+class Subscription(asyncio.Queue):
+    """A stream consumer's queue of record batches. `dropped` is set when the consumer fell so
+    far behind that the feed stopped feeding it: it should drain what it has, then end (a
+    client resumes from the records by seq, so nothing is lost)."""
+
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize=maxsize)
+        self.dropped = False
+
+    @property
+    def finished(self) -> bool:
+        return self.dropped and self.empty()
+
+
 @dataclass
 class ReplicaFeed:
     node_id: str
     records: list[Record] = field(default_factory=list)
     state: ClusterState = field(default_factory=ClusterState)
-    _changed: asyncio.Condition | None = None
-    _subscribers: list[asyncio.Queue] = field(default_factory=list)
+    generation: int = 0  # bumps when the replica is replaced by a different history (S17)
+    type_counts: Counter = field(default_factory=Counter)  # events of each type in the replica
+    _checkpoints: list[ClusterState] = field(default_factory=list)  # state at seq k*CHECKPOINT_EVERY_RECORDS
+    _changed: asyncio.Event | None = None
+    _changed_loop: asyncio.AbstractEventLoop | None = None
+    _subscribers: list[Subscription] = field(default_factory=list)
 
     @classmethod
     def from_records(cls, node_id: str, records: Iterable[Record]) -> ReplicaFeed:
@@ -61,58 +90,153 @@ class ReplicaFeed:
     def seq(self) -> int:
         return self.state.seq
 
+    @property
+    def hash(self) -> str:
+        return self.state.hash
+
     def append(self, records: list[Record]) -> None:
         """Apply committed records (already in order, gapless); wake readers and streams."""
         fresh = [r for r in records if r.seq > self.seq]
         if not fresh:
             return
-        proj.apply_in_place(self.state, fresh)
+        self._apply(fresh)
         self.records.extend(fresh)
+        self.type_counts.update(r.event.type for r in fresh)
         for q in list(self._subscribers):
             if q.full():  # a stalled stream client: drop it rather than grow without bound
+                q.dropped = True
                 self._subscribers.remove(q)
                 continue
             q.put_nowait(fresh)
-        if self._changed is not None:
-            asyncio.ensure_future(self._notify())
+        self.wake()
+
+    def _apply(self, fresh: list[Record]) -> None:
+        """Fold in place, copying the state at every checkpoint boundary crossed."""
+        i = 0
+        while i < len(fresh):
+            room = CHECKPOINT_EVERY_RECORDS - self.seq % CHECKPOINT_EVERY_RECORDS
+            chunk = fresh[i : i + room]
+            proj.apply_in_place(self.state, chunk)
+            i += len(chunk)
+            if self.seq % CHECKPOINT_EVERY_RECORDS == 0:
+                self._checkpoints.append(ClusterState(self.state.config.copy(), self.state.membership.copy()))
 
     def replace(self, records: list[Record]) -> None:
         """The replica was replaced by a full copy (S17): start over from these records."""
-        self.records, self.state = [], ClusterState()
+        self.records, self.state, self._checkpoints = [], ClusterState(), []
+        self.type_counts = Counter()
+        self.generation += 1
+        for q in self._subscribers:  # their batches belong to the old history: end those streams
+            q.dropped = True
+        self._subscribers = []
         self.append(records)
+        self.wake()
 
-    async def _notify(self) -> None:
-        assert self._changed is not None
-        async with self._changed:
-            self._changed.notify_all()
+    # --- waiting for change --------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """Wake every waiter (they re-check their condition). Safe from another thread."""
+        ev, loop = self._changed, self._changed_loop
+        self._changed = None
+        if ev is None or loop is None or loop.is_closed():
+            return
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            ev.set()
+        else:
+            loop.call_soon_threadsafe(ev.set)
+
+    def _change_event(self) -> asyncio.Event:
+        loop = asyncio.get_running_loop()
+        if self._changed is None or self._changed_loop is not loop:
+            self._changed, self._changed_loop = asyncio.Event(), loop
+        return self._changed
+
+    async def wait_until(self, ready: Callable[[], bool], timeout_s: float) -> bool:
+        """True once `ready()` holds (checked on every change or `wake`); False after the timeout."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not ready():
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return False
+            try:
+                await asyncio.wait_for(self._change_event().wait(), remaining)
+            except asyncio.TimeoutError:
+                return ready()
+        return True
 
     async def wait_for_seq(self, seq: int, timeout_s: float) -> bool:
         """True once this replica has applied `seq`; False when the timeout passes first."""
-        if self.seq >= seq:
-            return True
-        if self._changed is None:
-            self._changed = asyncio.Condition()
-        try:
-            async with self._changed:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self.seq >= seq), timeout_s)
-            return True
-        except asyncio.TimeoutError:
-            return self.seq >= seq
+        return await self.wait_until(lambda: self.seq >= seq, timeout_s)
+
+    # --- reading ---------------------------------------------------------------------------------------
 
     def read(self, from_seq: int = 1, limit: int = 100, type_: str | None = None, node: str | None = None) -> list[Record]:
+        return self.page(from_seq, limit, type_, node)[0]
+
+    def page(self, from_seq: int = 1, limit: int = 100, type_: str | None = None, node: str | None = None,
+             scan_max: int = PAGE_SCAN_MAX_RECORDS) -> tuple[list[Record], int]:
+        """Up to `limit` records from `from_seq` matching the filters, and the seq to continue from.
+
+        `node` matches as `roster events --node` does (replay.names_node: the subject, a group
+        moved from/to it, a regroup that downed it). At most `scan_max` records are looked at.
+        """
         out: list[Record] = []
-        for r in self.records[max(from_seq, 1) - 1:]:
-            if (type_ is None or r.event.type == type_) and (node is None or r.node == node):
+        start = max(from_seq, 1)
+        end = min(len(self.records), start - 1 + scan_max)
+        for i in range(start - 1, end):
+            r = self.records[i]
+            if (type_ is None or r.event.type == type_) and (node is None or replay.names_node(r, node)):
                 out.append(r)
                 if len(out) >= limit:
-                    break
-        return out
+                    return out, r.seq + 1
+        return out, max(end + 1, start)
 
-    def subscribe(self) -> asyncio.Queue:
-        q: asyncio.Queue = asyncio.Queue(maxsize=SUBSCRIBER_QUEUE_MAX_BATCHES)
+    def state_at(self, seq: int) -> ClusterState:
+        """The projections after record `seq` (0 <= seq <= self.seq). Read-only: may be the live state."""
+        if not 0 <= seq <= self.seq:
+            raise ValueError(f"seq {seq} is outside this replica (seqs 0..{self.seq})")
+        if seq == self.seq:
+            return self.state
+        k = seq // CHECKPOINT_EVERY_RECORDS
+        base = self._checkpoints[k - 1] if k > 0 else ClusterState()
+        return proj.fold(base, self.records[base.seq : seq])
+
+    def seq_at_time(self, t: datetime) -> int:
+        """The last seq whose ts is at or before `t` (an aware datetime); 0 when none is.
+
+        Bisects like replay.LogReader.seq_at_time, then walks forward past a local step back.
+        """
+        keys = _TsKeys(self.records)
+        lo = bisect_right(keys, t)
+        while lo < len(self.records) and keys[lo] <= t:
+            lo += 1
+        return lo
+
+    # --- push subscribers --------------------------------------------------------------------------------
+
+    def subscribe(self) -> Subscription:
+        q = Subscription(SUBSCRIBER_QUEUE_MAX_BATCHES)
         self._subscribers.append(q)
         return q
 
     def unsubscribe(self, q: asyncio.Queue) -> None:
         if q in self._subscribers:
             self._subscribers.remove(q)
+
+
+class _TsKeys:
+    """The records' times as a lazy sequence for bisect (only the probed ones are parsed)."""
+
+    def __init__(self, records: list[Record]) -> None:
+        self.records = records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int) -> datetime:
+        return replay.parse_time(self.records[i].ts)

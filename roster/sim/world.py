@@ -46,7 +46,9 @@ class QuorumDisk:
 
 
 class World:
-    def __init__(self, *, seed: int, settings: ProtocolSettings, cluster_id: str = "sim-cluster") -> None:
+    def __init__(self, *, seed: int, settings: ProtocolSettings, cluster_id: str = "sim-cluster",
+                 quorum_secret: bytes = b"cluster-secret") -> None:
+        self.quorum_secret = quorum_secret
         self.seed = seed
         self.rng = random.Random(seed)
         self.settings = settings
@@ -74,7 +76,7 @@ class World:
         return s
 
     def start_quorum(self) -> None:
-        self.quorum = QuorumCore(lease_ms=self.settings.lease_ms, records=list(self.qdisk.records),
+        self.quorum = QuorumCore(lease_ms=self.settings.lease_ms, secret=self.quorum_secret, records=list(self.qdisk.records),
                                  epoch=self.qdisk.epoch, owner=self.qdisk.owner, now=self.now)
         self.quorum_up = True
 

@@ -1,0 +1,214 @@
+"""The OpenAPI 3.1 document of every route, written by hand (served at /openapi.json).
+
+tests/test_http_schema.py checks it against the route table, validates real responses
+against it, and fuzzes every operation from it (schemathesis and hypothesis).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from actors.admin import NAME_PATTERN
+from events import codec
+from events.types import EVENT_TYPES
+from roster.http.errors import SEQ_HEADER
+from roster.http.handlers import DEFAULT_WAIT_MS, MAX_SEQ, MAX_WAIT_MS, ctx_of
+
+API_VERSION = "1.0.0"
+_REF = "#/components/schemas/"
+NAME = {"type": "string", "pattern": NAME_PATTERN.pattern}
+NULLABLE_STR = {"type": ["string", "null"]}
+SEQ = {"type": "integer", "minimum": 0, "maximum": MAX_SEQ}
+INT = {"type": "integer"}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _obj(props: dict[str, Any], optional: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"type": "object", "properties": props, "required": [k for k in props if k not in optional]}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    why = {304: "Not modified (If-None-Match matched the ETag)", 401: "Missing or wrong bearer token",
+           404: "Unknown node, group or seq", 409: "Conflicts with the cluster's state",
+           413: "Body too large", 422: "Malformed input (the detail names the problem)",
+           502: "The leader's answer made no sense", 503: "No leader reachable, or this node is not healthy",
+           504: "The replica did not reach min_seq in time"}
+    out: dict[str, Any] = {}
+    for s in statuses:
+        out[str(s)] = {"description": why[s]} if s == 304 else _json(_ref("Error"), why[s])
+    return out
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
+
+
+def _path(name: str) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": NAME}
+
+
+PARAMS: dict[str, dict[str, Any]] = {
+    "at": _query("at", {"type": "string", "minLength": 1},
+                 "The view at a seq (digits) or an ISO-8601 time (the last record at or before it)"),
+    "min_seq": _query("min_seq", SEQ, "Wait until this replica has applied this seq (read your write)"),
+    "timeout_ms": _query("timeout_ms", {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_MS},
+                         f"How long min_seq waits (default {DEFAULT_WAIT_MS} ms)"),
+    "from": _query("from", SEQ, "The first seq to return"),
+    "limit": _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "Events per page (default 100)"),
+    "type": _query("type", {"type": "string", "enum": sorted(EVENT_TYPES)}, "Only events of this type"),
+    "node": _query("node", NAME, "Only events about this node"),
+    "drain": _query("drain", {"type": "boolean"}, "Move the node's groups away first (S12)"),
+    "if_none_match": {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
+                      "description": "An ETag from an earlier answer: 304 when the seq is unchanged"},
+    "last_event_id": {"name": "Last-Event-ID", "in": "header", "required": False,
+                      "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+                      "description": "Resume after this seq (sent by EventSource on reconnect)"},
+}
+
+
+def _params(*names: str) -> list[dict[str, Any]]:
+    return [PARAMS[n] for n in names]
+
+
+def _node_schemas() -> dict[str, Any]:
+    state = {"type": "string", "enum": ["Offline", "Joining", "Online", "Paused"]}
+    names = {"type": "array", "items": {"type": "string"}}
+    return {
+        "MembershipNode": _obj({"id": {"type": "string"}, "state": state, "since_seq": SEQ, "reason": {"type": "string"},
+                                "incarnation": INT, "misses": INT, "evicted": {"type": "boolean"}, "groups": names,
+                                "member": {"type": "boolean"}, "address": NULLABLE_STR, "leader": {"type": "boolean"}}),
+        "MembershipGroup": _obj({"name": {"type": "string"}, "owner": NULLABLE_STR,
+                                 "state": {"type": "string", "enum": ["Online", "Offline", "Failed"]},
+                                 "since_seq": SEQ, "last_owner": NULLABLE_STR, "preferred_owners": names,
+                                 "failback": {"type": "boolean"}}),
+        "NodeDetail": _obj({"id": {"type": "string"}, "seq": SEQ, "hash": {"type": "string"}, "state": state,
+                            "since_seq": SEQ, "reason": {"type": "string"}, "incarnation": INT, "misses": INT,
+                            "evicted": {"type": "boolean"}, "member": {"type": "boolean"}, "address": NULLABLE_STR,
+                            "added_seq": {"type": ["integer", "null"]}, "evicted_seq": {"type": ["integer", "null"]},
+                            "leader": {"type": "boolean"}, "groups": names, "preferred_for": names}),
+        "TimelineEntry": _obj({"seq": SEQ, "ts": {"type": "string"}, "type": {"type": "string"}, "by": {"type": "string"},
+                               "from": NULLABLE_STR, "to": NULLABLE_STR, "reason": {"type": "string"}}),
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    head = {"seq": SEQ, "hash": {"type": "string"}}
+    cluster = {"cluster": NULLABLE_STR, "cluster_id": NULLABLE_STR}
+    return {
+        "Error": _obj({"error": {"type": "string"}, "detail": {"type": "string"}, "seq": SEQ}),
+        **_node_schemas(),
+        "Membership": _obj({**cluster, **head, "ts": NULLABLE_STR, "epoch": INT, "leader": NULLABLE_STR,
+                            "nodes": {"type": "array", "items": _ref("MembershipNode")},
+                            "groups": {"type": "array", "items": _ref("MembershipGroup")}}),
+        "Config": _obj({**cluster, **head, "secret_fingerprint": NULLABLE_STR,
+                        "settings": {"type": "object", "additionalProperties": {"type": "integer"}},
+                        "quorum": _obj({"resource": NULLABLE_STR, "lease_ms": {"type": ["integer", "null"]}}),
+                        "members": {"type": "array", "items": _obj({"id": {"type": "string"}, "added_seq": SEQ,
+                                                                      "address": NULLABLE_STR})},
+                        "evicted": {"type": "array", "items": _obj({"id": {"type": "string"}, "seq": SEQ})},
+                        "groups": {"type": "array", "items": _obj({
+                            "name": {"type": "string"}, "preferred_owners": {"type": "array", "items": {"type": "string"}},
+                            "failback": {"type": "boolean"}, "created_seq": SEQ})}}),
+        "Timeline": _obj({"node": {"type": "string"}, **head,
+                          "entries": {"type": "array", "items": _ref("TimelineEntry")}}),
+        "Envelope": _obj({"seq": SEQ, "epoch": INT, "ts": {"type": "string"},
+                          "type": {"type": "string", "enum": sorted(EVENT_TYPES)}, "node": NULLABLE_STR,
+                          "by": {"type": "string"}, "v": INT, "data": {"type": "object"}, "hash": {"type": "string"}}),
+        "EventsPage": _obj({**head, "events": {"type": "array", "items": _ref("Envelope")},
+                            "next": SEQ, "more": {"type": "boolean"}}),
+        "Health": _obj({"node": {"type": "string"}, "role": {"type": "string"}, "leader": NULLABLE_STR, "epoch": INT,
+                        "applied_seq": SEQ, "replica_lag": SEQ, "seq": SEQ, "state": NULLABLE_STR,
+                        "ok": {"type": "boolean"}, "error": {"type": "string"}, "detail": {"type": "string"}},
+                       optional=("error", "detail")),
+        "AdminResult": _obj({"ok": {"const": True}, "op": {"type": "string"}, "seq": SEQ, "replica_seq": SEQ}),
+        "AddNode": {**_obj({"id": NAME, "address": {"type": "string", "minLength": 1, "maxLength": 255}},
+                           optional=("address",)), "additionalProperties": False},
+        "GroupCreate": {**_obj({"name": NAME, "preferred_owners": {"type": "array", "items": NAME},
+                                "failback": {"type": "boolean"}}, optional=("preferred_owners", "failback")),
+                        "additionalProperties": False},
+        "GroupMove": {**_obj({"node": NAME}), "additionalProperties": False},
+    }
+
+
+def _read(summary: str, schema: str, params: list[dict[str, Any]], errors: tuple[int, ...]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "parameters": params,
+                    "responses": {"200": _json(_ref(schema), "OK; the body's seq and the ETag name the seq it reflects"),
+                                  **_errors(*errors)}}}
+
+
+def _admin(summary: str, params: list[dict[str, Any]], body: str | None = None, method: str = "post") -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "parameters": params, "security": [{"bearer": []}],
+                          "responses": {"200": _json(_ref("AdminResult"), "Committed; seq is the committed event's"),
+                                        **_errors(401, 404, 409, 413, 422, 502, 503)}}
+    if body is not None:
+        op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
+    return {method: op}
+
+
+def _paths() -> dict[str, Any]:
+    state = _params("at", "min_seq", "timeout_ms", "if_none_match")
+    return {
+        "/v1/membership": _read("Membership: epoch, leader, every node's state and every group's owner",
+                                "Membership", state, (304, 404, 422, 504)),
+        "/v1/config": _read("The configuration database (the secret only as a fingerprint)",
+                            "Config", state, (304, 404, 422, 504)),
+        "/v1/nodes/{id}": _read("One node", "NodeDetail", [_path("id"), *state], (304, 404, 422, 504)),
+        "/v1/nodes/{id}/timeline": _read("Every lifecycle change of one node", "Timeline",
+                                         [_path("id"), *_params("min_seq", "timeout_ms", "if_none_match")],
+                                         (304, 404, 422, 504)),
+        "/v1/events": _read("A page of the log; continue from `next`", "EventsPage",
+                            _params("from", "limit", "type", "node", "if_none_match"), (304, 422)),
+        "/v1/events/stream": {"get": {
+            "summary": "The log as server-sent events (`id: <seq>`); resume with Last-Event-ID or ?from",
+            "parameters": _params("from", "type", "node", "last_event_id"),
+            "responses": {"200": {"description": "An endless event stream",
+                                  "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                          **_errors(422)}}},
+        "/healthz": {"get": {"summary": "This node's role, state and replica lag", "responses": {
+            "200": _json(_ref("Health"), "Healthy"), "503": _json(_ref("Health"), "Not healthy (see detail)"),
+            **_errors(422)}}},
+        "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
+            "200": {"description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}},
+            **_errors(422)}}},
+        "/openapi.json": {"get": {"summary": "This document", "responses": {
+            "200": _json({"type": "object"}, "OpenAPI 3.1")}}},
+        "/v1/nodes": _admin("Add a member (S1/S4)", [], "AddNode"),
+        "/v1/nodes/{id}/pause": _admin("Pause a node (S12); ?drain=true moves its groups away",
+                                       [_path("id"), PARAMS["drain"]]),
+        "/v1/nodes/{id}/resume": _admin("Resume a paused node", [_path("id")]),
+        "/v1/nodes/{id}/evict": _admin("Evict a member (S20)", [_path("id")]),
+        "/v1/nodes/{id}/leave": _admin("Make a node leave the cluster (S21)", [_path("id")]),
+        "/v1/groups": _admin("Create a resource group", [], "GroupCreate"),
+        "/v1/groups/{name}/move": _admin("Move a group to an Online node", [_path("name")], "GroupMove"),
+        "/v1/groups/{name}": _admin("Delete a group", [_path("name")], method="delete"),
+    }
+
+
+def document() -> dict[str, Any]:
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Roster", "version": API_VERSION,
+                 "description": "Every node serves reads from its local replica; admin commands are "
+                                "forwarded to the leader. Every answer names the seq it reflects."},
+        "paths": _paths(),
+        "components": {"schemas": _schemas(),
+                       "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}},
+    }
+
+
+DOCUMENT_BYTES = codec.dumps(document())  # built once: the document does not change while serving
+
+
+async def get_openapi(request: web.Request) -> web.Response:
+    resp = web.Response(body=DOCUMENT_BYTES, content_type="application/json")
+    resp.headers[SEQ_HEADER] = str(ctx_of(request).feed.seq)
+    return resp

@@ -1,0 +1,42 @@
+"""The route table: every route the app serves, in one place (the OpenAPI document and the
+schema tests are checked against it)."""
+
+from __future__ import annotations
+
+from typing import Awaitable, Callable, NamedTuple
+
+from aiohttp import web
+
+from roster.http import admin_routes, metrics, openapi, query, stream
+
+
+class Route(NamedTuple):
+    method: str
+    path: str
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", "/v1/membership", query.get_membership),
+    Route("GET", "/v1/config", query.get_config),
+    Route("GET", "/v1/nodes/{id}", query.get_node),
+    Route("GET", "/v1/nodes/{id}/timeline", query.get_timeline),
+    Route("GET", "/v1/events", query.get_events),
+    Route("GET", "/v1/events/stream", stream.get_stream),
+    Route("GET", "/healthz", query.get_health),
+    Route("GET", "/metrics", metrics.get_metrics),
+    Route("GET", "/openapi.json", openapi.get_openapi),
+    Route("POST", "/v1/nodes", admin_routes.post_add_node),
+    Route("POST", "/v1/nodes/{id}/pause", admin_routes.post_pause),
+    Route("POST", "/v1/nodes/{id}/resume", admin_routes.post_resume),
+    Route("POST", "/v1/nodes/{id}/evict", admin_routes.post_evict),
+    Route("POST", "/v1/nodes/{id}/leave", admin_routes.post_leave),
+    Route("POST", "/v1/groups", admin_routes.post_group_create),
+    Route("POST", "/v1/groups/{name}/move", admin_routes.post_group_move),
+    Route("DELETE", "/v1/groups/{name}", admin_routes.delete_group),
+)
+
+
+def add_routes(app: web.Application) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)

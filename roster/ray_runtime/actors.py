@@ -1,0 +1,96 @@
+"""The three Ray actors: thin shells over `QuorumCore`, `EventLogManagerCore`, `NodeCore`.
+
+Names in namespace `roster`: `quorum`, `elm:<id>`, `node:<id>`. Control-plane actors take
+`num_cpus=0`. Each keeps its durable state under the data dir on its own Ray node.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors import messages as m
+from actors.effects import Persist, PersistOwnership, SetAsideReplica
+from actors.event_log_manager import EventLogManagerCore
+from actors.quorum import QuorumCore
+from actors.settings import ProtocolSettings
+from events.log import EventLog
+from roster.ray_runtime.shell import EffectRunner, now_ms
+
+log = logging.getLogger("roster.actors")
+
+
+def _write_json_durably(path: Path, body: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w") as f:
+        json.dump(body, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+@ray.remote(num_cpus=0)
+class QuorumActor:
+    """The quorum resource: its log and its ownership record live on the head node's disk."""
+
+    def __init__(self, data_dir: str, settings: dict[str, Any]) -> None:
+        self.dir = Path(data_dir) / "quorum"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = EventLog.open(self.dir / "log")
+        self.owner_file = self.dir / "ownership.json"
+        owner = json.loads(self.owner_file.read_text()) if self.owner_file.exists() else {"epoch": 0, "owner": None}
+        s = ProtocolSettings(**settings)
+        self.core = QuorumCore(lease_ms=s.lease_ms, records=list(self.log.iter_from(1)),
+                               epoch=owner["epoch"], owner=owner["owner"], now=now_ms())
+        self.shell = EffectRunner("quorum", self.core.step, persist=self._persist)
+
+    def _persist(self, e: Any) -> None:
+        if isinstance(e, Persist):
+            self.log.append_records(list(e.records))
+        elif isinstance(e, PersistOwnership):
+            _write_json_durably(self.owner_file, {"epoch": e.epoch, "owner": e.owner})
+
+    async def deliver(self, sender: str, msg: m.Message) -> None:
+        self.shell.deliver(sender, msg)
+
+    async def info(self) -> dict[str, Any]:
+        return {"epoch": self.core.epoch, "owner": self.core.owner, "head_seq": self.core.head_seq,
+                "head_hash": self.core.head_hash, "pid": os.getpid()}
+
+    async def records(self, from_seq: int = 1) -> list:
+        return self.core.records[max(from_seq, 1) - 1:]
+
+
+@ray.remote(num_cpus=0)
+class ElmActor:
+    """One node's replica of the log (S4, S6)."""
+
+    def __init__(self, node_id: str, data_dir: str, settings: dict[str, Any]) -> None:
+        self.node_id = node_id
+        self.dir = Path(data_dir) / "nodes" / node_id
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.log = EventLog.open(self.dir / "log")
+        self.core = EventLogManagerCore(node_id, ProtocolSettings(**settings), list(self.log.iter_from(1)))
+        self.shell = EffectRunner(m.elm_addr(node_id), self.core.step, persist=self._persist)
+
+    def _persist(self, e: Any) -> None:
+        if isinstance(e, SetAsideReplica):
+            self.log.set_aside()  # S17: the old history is kept, never deleted
+        elif isinstance(e, Persist):
+            fresh = [r for r in e.records if r.seq > self.log.head_seq]
+            if fresh:
+                self.log.append_records(fresh)
+
+    async def deliver(self, sender: str, msg: m.Message) -> None:
+        self.shell.deliver(sender, msg)
+
+    async def records(self, from_seq: int = 1) -> list:
+        return self.core.records[max(from_seq, 1) - 1:]
+
+    async def head(self) -> tuple[int, str]:
+        return self.core.head_seq, self.core.head_hash

@@ -1,0 +1,153 @@
+"""The Node actor: the cluster service on one server, and its HTTP endpoint.
+
+It steps `NodeCore`, keeps a `ReplicaFeed` of the committed log for HTTP reads, runs its
+resource groups (here: a record of which groups run, with start/stop times), and turns
+admin calls into `AdminCommand`s answered by the leader.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from actors import messages as m
+from actors.node import CreateSpec, NodeCore, NodeIdentity
+from actors.settings import ProtocolSettings
+from roster.datadir import read_secret
+from roster.http.feed import NodeHealth, ReplicaFeed
+from roster.ray_runtime.shell import NAMESPACE, EffectRunner, now_ms
+
+log = logging.getLogger("roster.node")
+ADMIN_TIMEOUT_S = 10.0
+
+
+@ray.remote(num_cpus=0)
+class NodeActor:
+    def __init__(self, node_id: str, cluster_id: str, secret_file: str, settings: dict[str, Any],
+                 peers: list[str], create: dict[str, Any] | None = None,
+                 http_host: str = "127.0.0.1", http_port: int | None = None, token: str | None = None) -> None:
+        self.node_id = node_id
+        self.me = m.node_addr(node_id)
+        self.settings = ProtocolSettings(**settings)
+        self.identity = NodeIdentity(node_id, cluster_id, read_secret(Path(secret_file)), tuple(peers))
+        self.create = CreateSpec(**create) if create else None
+        self.http_host, self.http_port, self.token = http_host, http_port, token
+        self.core: NodeCore | None = None
+        self.shell: EffectRunner | None = None
+        self.feed = ReplicaFeed(node_id)
+        self.groups: dict[str, int] = {}  # group -> when it started here (ms)
+        self.pending: dict[str, asyncio.Future] = {}
+        self.stopped: str | None = None
+        self.committed_seq = 0
+        self._runner = None
+        self.http_url: str | None = None
+
+    async def start(self) -> dict[str, Any]:
+        """S14: load the local replica (from this node's ELM), bring no group online, then join."""
+        elm = ray.get_actor(m.elm_addr(self.node_id), namespace=NAMESPACE)
+        records = await elm.records.remote(1)
+        self.feed.append(records)
+        self.core = NodeCore(self.identity, self.settings, entropy=os.urandom(16), records=records, create=self.create)
+        self.shell = EffectRunner(self.me, self._step, on_group=self._group, on_stop=self._stopped,
+                                  local={"AdminReply": self._admin_reply})
+        self.shell.run(self.core.start(now_ms()))
+        if self.http_port is not None:
+            await self._start_http()
+        return {"node": self.node_id, "http": self.http_url, "pid": os.getpid()}
+
+    def _step(self, msg: m.Message, now: int, sender: str) -> list:
+        assert self.core is not None
+        if isinstance(msg, m.Committed):
+            if msg.replaced:
+                self.feed.replace(list(msg.records))
+            else:
+                self.feed.append(list(msg.records))
+        elif isinstance(msg, m.HeartbeatAck):
+            self.committed_seq = max(self.committed_seq, msg.committed_seq)
+        return self.core.step(msg, now, sender)
+
+    def _group(self, group: str, start: bool) -> None:
+        if start:
+            self.groups[group] = now_ms()
+            log.info("%s: group %s online", self.node_id, group)
+        else:
+            self.groups.pop(group, None)
+            log.info("%s: group %s offline", self.node_id, group)
+
+    async def _stopped(self, reason: str) -> None:
+        self.stopped = reason
+        log.warning("%s: cluster service stopped: %s", self.node_id, reason)
+
+    def _admin_reply(self, msg: m.Message) -> bool:
+        fut = self.pending.pop(msg.request_id, None)  # type: ignore[attr-defined]
+        if fut is not None and not fut.done():
+            fut.set_result(msg)
+        return True
+
+    async def deliver(self, sender: str, msg: m.Message) -> None:
+        if self.shell is not None:
+            self.shell.deliver(sender, msg)
+
+    async def admin(self, op: str, args: dict[str, Any]) -> m.AdminReply:
+        """An admin command through this node: it goes to the leader; the answer comes back here."""
+        request_id = uuid.uuid4().hex
+        if self.shell is None:
+            return m.AdminReply(request_id=request_id, ok=False, status=503, error="starting", detail="node not started")
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.pending[request_id] = fut
+        try:
+            cmd = m.AdminCommand(op=op, args=args, request_id=request_id, reply_to=self.me)  # type: ignore[arg-type]
+        except ValueError as exc:
+            self.pending.pop(request_id, None)
+            return m.AdminReply(request_id=request_id, ok=False, status=422, error="invalid_command", detail=str(exc).splitlines()[0])
+        self.shell.deliver(self.me, cmd)
+        try:
+            return await asyncio.wait_for(fut, ADMIN_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            self.pending.pop(request_id, None)
+            return m.AdminReply(request_id=request_id, ok=False, status=503, error="timeout",
+                                detail=f"no answer from the leader within {ADMIN_TIMEOUT_S:g} s")
+
+    def health(self) -> NodeHealth:
+        core = self.core
+        return NodeHealth(self.node_id, core.role if core else "starting", core.leader if core else None,
+                          core.epoch if core else 0, self.feed.seq, max(self.committed_seq, self.feed.seq))
+
+    async def status(self) -> dict[str, Any]:
+        core = self.core
+        mv = self.feed.state.membership
+        me = mv.nodes.get(self.node_id)
+        return {"node": self.node_id, "role": core.role if core else "starting", "leader": core.leader if core else None,
+                "epoch": core.epoch if core else 0, "seq": self.feed.seq, "hash": self.feed.state.hash,
+                "state": me.state if me else "Offline", "running": sorted(self.groups), "http": self.http_url,
+                "stopped": self.stopped, "digest": self.feed.state.digest()}
+
+    async def leave(self) -> m.AdminReply:
+        return await self.admin("leave", {"node": self.node_id})
+
+    async def _start_http(self) -> None:
+        try:
+            from aiohttp import web
+
+            from roster.http.app import create_app
+        except ImportError as exc:  # the HTTP app is optional until it lands
+            log.warning("%s: no HTTP endpoint: %s", self.node_id, exc)
+            return
+        app = create_app(self.feed, admin=self.admin, health=self.health, token=self.token or "")
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.http_host, self.http_port)
+        await site.start()
+        self.http_url = f"http://{self.http_host}:{self.http_port}"
+
+    async def shutdown(self) -> None:
+        if self.shell is not None:
+            self.shell.cancel_timers()
+        if self._runner is not None:
+            await self._runner.cleanup()
