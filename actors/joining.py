@@ -107,6 +107,10 @@ class JoiningMixin:
     def _caught_up(self: NodeCore, msg: m.CaughtUp, now: int, sender: str) -> list[Effect]:
         if self.role != "taking_over":
             return []
+        if self.view.seq == 0 and self.create is None:
+            # An empty quorum log: only the creator may form the cluster (S1, S5). Give it back.
+            release = Send(m.QUORUM, m.ReleaseQuorum(node=self.id, epoch=self.epoch))
+            return [release] + self._begin_join(now)
         return self._become_leader(now)
 
     def _denied(self: NodeCore, msg: m.QuorumDenied, now: int, sender: str) -> list[Effect]:

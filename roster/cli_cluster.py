@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import socket
 import sys
 import time
@@ -22,12 +21,12 @@ from typing import Any, Iterator
 
 from events import codec
 from roster.cli_offline import _cell, _table
+from roster.datadir import read_token
 from roster.errors import UserError
 
 DEFAULT_URL = "http://127.0.0.1:8700"
 DEFAULT_DATA_DIR = "./roster-data"
 TOKEN_ENV = "ROSTER_TOKEN"
-TOKEN_FILE = "admin.token"
 REQUEST_TIMEOUT_S = 30.0  # the server gives the leader 10 s; this leaves room for the network
 WATCH_READ_TIMEOUT_S = 60.0  # the stream sends a keepalive every 15 s; silence past this is a dead link
 WATCH_RECONNECT_ATTEMPTS = 5  # consecutive failed reconnects before `watch` gives up
@@ -106,19 +105,7 @@ def _http_error(exc: urllib.error.HTTPError) -> str:
 
 
 def _token(args: argparse.Namespace) -> str:
-    env = os.environ.get(TOKEN_ENV, "").strip()
-    if env:
-        return env
-    path = Path(args.data_dir) / TOKEN_FILE
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        text = ""
-    except OSError as exc:
-        raise UserError(f"cannot read the admin token {path}: {exc.strerror or exc}", EXIT_USAGE) from None
-    if not text:
-        raise UserError(f"no admin token: set {TOKEN_ENV} or put it in {path} (--data-dir)", EXIT_USAGE)
-    return text
+    return read_token(Path(args.data_dir))  # $ROSTER_TOKEN, else <data dir>/admin.token
 
 
 def _emit_json(doc: Any) -> None:
@@ -309,7 +296,7 @@ def _common(admin: bool) -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="JSON for scripts")
     if admin:
         p.add_argument("--data-dir", default=DEFAULT_DATA_DIR,
-                       help=f"where {TOKEN_FILE} is (default {DEFAULT_DATA_DIR}); ${TOKEN_ENV} overrides it")
+                       help=f"where admin.token is (default {DEFAULT_DATA_DIR}); ${TOKEN_ENV} overrides it")
     return p
 
 

@@ -872,3 +872,19 @@ def test_noisy_network_loss_duplication_jitter_then_heal(seed):
     sim.until(lambda: all(g in running_on(sim.world, sim.owner(g) or "-") for g in ("g0", "g1", "g2")), 3000,
               what="every group running")
     sim.until(lambda: replicas_match_quorum(sim.world, sim.ids), 2000, what="replicas equal")
+
+
+def test_s1_s5_only_the_creator_forms_an_empty_cluster():
+    """S1, S5: members started before the creator find the quorum log empty; even when granted
+    the quorum they do not form a cluster of their own — they give it back and wait, and join
+    once the creator has created it."""
+    sim = build_sim(["n1", "n2", "n3"])
+    w = sim.world
+    w.start_server("n2")
+    w.start_server("n3")
+    sim.run_for(1500)
+    assert sim.world.qdisk.records == [] and sim.leader() is None
+    create_and_join(sim, joiners=[])
+    sim.until(lambda: all(sim.node_state(n) == "Online" for n in ("n1", "n2", "n3")), 5000, what="all Online")
+    assert [r.node for r in events_of(w, "QuorumAcquired")] == ["n1"]
+    assert [r.event.type for r in w.qdisk.records[:2]] == ["ClusterCreated", "QuorumConfigured"]

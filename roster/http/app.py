@@ -2,14 +2,10 @@
 
 Reads come from the node's local replica (the ReplicaFeed); admin commands go through the
 AdminPort (the node forwards them to the leader). Bound to 127.0.0.1 unless configured.
-The admin token lives in `<data dir>/admin.token` (mode 0600); `ensure_token` makes one.
+The admin token is the caller's (roster.datadir keeps it in `<data dir>/admin.token`, 0600).
 """
 
 from __future__ import annotations
-
-import os
-import secrets
-from pathlib import Path
 
 from aiohttp import web
 
@@ -22,9 +18,6 @@ from roster.http.routes import add_routes
 
 DEFAULT_HOST = "127.0.0.1"  # reachable from this machine only, unless the operator says otherwise
 DEFAULT_PORT = 8700
-TOKEN_FILE = "admin.token"
-TOKEN_BYTES = 32  # 256 bits of randomness, URL-safe base64 in the file
-TOKEN_FILE_MODE = 0o600
 
 
 def create_app(feed: ReplicaFeed, *, admin: AdminPort, health: HealthPort, token: str,
@@ -52,29 +45,5 @@ async def serve(app: web.Application, host: str = DEFAULT_HOST, port: int = DEFA
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server  # the bound port, when asked for port 0
-    bound = server.sockets[0].getsockname()[1] if server is not None and server.sockets else port  # type: ignore[union-attr]
+    bound = runner.addresses[0][1] if runner.addresses else port  # the real port when asked for port 0
     return runner, bound
-
-
-def read_token(data_dir: str | os.PathLike[str]) -> str | None:
-    path = Path(data_dir) / TOKEN_FILE
-    try:
-        text = path.read_text(encoding="utf-8").strip()
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return text or None
-
-
-def ensure_token(data_dir: str | os.PathLike[str]) -> str:
-    """The admin token of this data dir, made (random, mode 0600) when there is none yet."""
-    existing = read_token(data_dir)
-    if existing is not None:
-        return existing
-    path = Path(data_dir) / TOKEN_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, TOKEN_FILE_MODE)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(token + "\n")
-    return token

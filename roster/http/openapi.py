@@ -57,7 +57,8 @@ def _path(name: str) -> dict[str, Any]:
 
 
 PARAMS: dict[str, dict[str, Any]] = {
-    "at": _query("at", {"type": "string", "minLength": 1},
+    "at": _query("at", {"anyOf": [{"type": "string", "pattern": "^[0-9]{1,18}$"},
+                                  {"type": "string", "format": "date-time"}, {"type": "string", "format": "date"}]},
                  "The view at a seq (digits) or an ISO-8601 time (the last record at or before it)"),
     "min_seq": _query("min_seq", SEQ, "Wait until this replica has applied this seq (read your write)"),
     "timeout_ms": _query("timeout_ms", {"type": "integer", "minimum": 0, "maximum": MAX_WAIT_MS},

@@ -37,6 +37,12 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
+def _pattern(path: str) -> str:
+    """aiohttp's default segment pattern leaves out '{' and '}': such a name would miss the
+    route (and skip the token check); every segment reaches its handler, which judges it."""
+    return path.replace("{id}", "{id:[^/]+}").replace("{name}", "{name:[^/]+}")
+
+
 def add_routes(app: web.Application) -> None:
     for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler)
+        app.router.add_route(route.method, _pattern(route.path), route.handler)

@@ -20,6 +20,7 @@ from actors.event_log_manager import EventLogManagerCore
 from actors.quorum import QuorumCore
 from actors.settings import ProtocolSettings
 from events.log import EventLog
+from roster.datadir import read_secret
 from roster.ray_runtime.shell import EffectRunner, now_ms
 
 log = logging.getLogger("roster.actors")
@@ -45,7 +46,8 @@ class QuorumActor:
         self.owner_file = self.dir / "ownership.json"
         owner = json.loads(self.owner_file.read_text()) if self.owner_file.exists() else {"epoch": 0, "owner": None}
         s = ProtocolSettings(**settings)
-        self.core = QuorumCore(lease_ms=s.lease_ms, records=list(self.log.iter_from(1)),
+        secret = read_secret(Path(data_dir) / "secret.key")  # to check acquire proofs (S8b)
+        self.core = QuorumCore(lease_ms=s.lease_ms, secret=secret, records=list(self.log.iter_from(1)),
                                epoch=owner["epoch"], owner=owner["owner"], now=now_ms())
         self.shell = EffectRunner("quorum", self.core.step, persist=self._persist)
 

@@ -25,6 +25,8 @@ from roster.ray_runtime.shell import NAMESPACE, EffectRunner, now_ms
 
 log = logging.getLogger("roster.node")
 ADMIN_TIMEOUT_S = 10.0
+ELM_LOOKUP_TIMEOUT_MS = 30_000
+ELM_LOOKUP_RETRY_S = 0.1
 
 
 @ray.remote(num_cpus=0)
@@ -50,7 +52,7 @@ class NodeActor:
 
     async def start(self) -> dict[str, Any]:
         """S14: load the local replica (from this node's ELM), bring no group online, then join."""
-        elm = ray.get_actor(m.elm_addr(self.node_id), namespace=NAMESPACE)
+        elm = await self._find_elm()
         records = await elm.records.remote(1)
         self.feed.append(records)
         self.core = NodeCore(self.identity, self.settings, entropy=os.urandom(16), records=records, create=self.create)
@@ -60,6 +62,17 @@ class NodeActor:
         if self.http_port is not None:
             await self._start_http()
         return {"node": self.node_id, "http": self.http_url, "pid": os.getpid()}
+
+    async def _find_elm(self) -> Any:
+        """The ELM is created just before us; its name may take a moment to register."""
+        deadline = now_ms() + ELM_LOOKUP_TIMEOUT_MS
+        while True:
+            try:
+                return ray.get_actor(m.elm_addr(self.node_id), namespace=NAMESPACE)
+            except ValueError:
+                if now_ms() > deadline:
+                    raise
+                await asyncio.sleep(ELM_LOOKUP_RETRY_S)
 
     def _step(self, msg: m.Message, now: int, sender: str) -> list:
         assert self.core is not None
