@@ -139,8 +139,14 @@ def _group_move(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Deci
     state = view.membership.nodes[target].state
     if state != "Online":
         return _err(msg, 409, "wrong_state", f"{target} is {state}; groups move only to an Online node")
-    owner = view.membership.groups[name].owner if name in view.membership.groups else None
+    gv = view.membership.groups.get(name)
+    owner = gv.owner if gv else None
     if owner is None:
+        prev = gv.last_owner if gv else None
+        if prev is not None and prev != target and not node._has_stopped(prev, gv.since_seq, view):
+            node.moving[name] = target  # placed there once its last owner has provably stopped it
+            return m.AdminReply(request_id=msg.request_id, ok=True, seq=view.seq, status=202,
+                                detail=f"{name} moves to {target} once {prev} has stopped it")
         return [draft(ev.GroupMoved(group=name, from_node=None, to_node=target, reason="admin move"), by=node.id)], []
     if owner == target:
         return _err(msg, 409, "already_there", f"group {name} already runs on {target}")

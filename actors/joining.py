@@ -42,6 +42,7 @@ class JoiningMixin:
         self.role = "joining"
         self.sponsor = None
         self.join_started = now
+        self.contact_until = 0  # a new incarnation runs groups only on acks of its own heartbeats
         me = self.view.membership.nodes.get(self.id)
         self.join_base_incarnation = me.incarnation if me is not None else 0
         probe = m.Discover(node=self.id, cluster_id=self.identity.cluster_id)
@@ -90,6 +91,7 @@ class JoiningMixin:
             return []
         self.role = "follower"
         self.fenced = False
+        self.leader_heard_at = now  # the leader has this long to answer our first heartbeat
         self.epoch = max(self.epoch, self.view.membership.epoch)  # epochs only grow (invariant 1)
         self.leader = self.view.membership.leader
         return [self._heartbeat(now)] if self.leader not in (None, self.id) else []

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
 REGROUP_TIMER = "regroup"
 MISS_TIMER = "misses"
 MISS_CHECKS_PER_INTERVAL = 4
+SEEN_REQUESTS_MAX = 1000
 GROUP_NAME_MAX_CHARS = 64
 
 
@@ -42,6 +43,7 @@ class LeaderMixin:
         self.rounds = 0
         self.suspect: str | None = None
         self.admitting: dict[str, int] = {}
+        self.seen_requests: dict[str, None] = {}  # recent admin request ids, oldest first
         self.moving: dict[str, str] = {}  # group -> where it goes once its old owner has stopped it
         self._now = 0
 
@@ -341,6 +343,11 @@ class LeaderMixin:
     def _leader_admin(self: NodeCore, msg: m.AdminCommand, now: int) -> list[Effect]:
         from actors.admin import decide
 
+        if msg.request_id in self.seen_requests:
+            return []  # a duplicate delivery: the first copy is answered
+        self.seen_requests[msg.request_id] = None
+        if len(self.seen_requests) > SEEN_REQUESTS_MAX:
+            self.seen_requests.pop(next(iter(self.seen_requests)))
         result = decide(self, msg, now)
         if isinstance(result, m.AdminReply):
             return [Send(msg.reply_to, result)]

@@ -75,6 +75,7 @@ class NodeCore(JoiningMixin, LeaderMixin):
         self.stopped_reason: str | None = None
         self.leaving = False
         self.fenced = False  # lost the leader and stopped our groups; cleared by rejoining
+        self.leader_heard_at = 0  # follower: when the leader last answered us (or we were admitted)
         self._init_joining()
         self._init_leading()
 
@@ -134,6 +135,8 @@ class NodeCore(JoiningMixin, LeaderMixin):
             for r in fresh:  # a ClusterExit heard before a rejoin says nothing about the new incarnation
                 if r.event.type == "NodeJoined":
                     self.exits_seen.discard(r.node)
+                    if self.role == "leader":  # it can heartbeat only from now on: count from here
+                        self.last_hb[r.node], self.misses[r.node] = max(self.last_hb.get(r.node, 0), now), 0
         out: list[Effect] = []
         if msg.batch_id is not None:
             out += self._batch_committed(msg.batch_id, msg.records, now)
@@ -172,7 +175,7 @@ class NodeCore(JoiningMixin, LeaderMixin):
         if self.role == "leader":
             return self._leader_tick(now)
         if self.role == "follower":
-            if now >= self.contact_until and self.contact_until > 0:
+            if now - self.leader_heard_at >= self.settings.detection_ms:
                 return self._lost_leader(now)
             return [self._heartbeat(now)]
         if self.role == "searching":
@@ -190,6 +193,7 @@ class NodeCore(JoiningMixin, LeaderMixin):
             return []
         self.epoch, self.leader = msg.epoch, msg.leader
         self.role = "follower"
+        self.leader_heard_at = now
         out: list[Effect] = []
         if msg.committed_seq > self.view.seq:  # a push was lost: fetch what we miss
             out.append(Send(m.elm_addr(self.id), m.CatchUp(target_seq=msg.committed_seq)))
@@ -229,6 +233,7 @@ class NodeCore(JoiningMixin, LeaderMixin):
         self.epoch, self.leader = msg.epoch, msg.leader
         if self.role == "searching":
             self.role = "follower"
+            self.leader_heard_at = now
         ack = m.RegroupAck(node=self.id, epoch=msg.epoch, round=msg.round, sent_at=now)
         return out + [Send(m.node_addr(msg.leader), ack)]
 

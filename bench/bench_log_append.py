@@ -228,11 +228,12 @@ def codec_cost_us() -> float:
     return (time.perf_counter() - start) / n * 1e6
 
 
-def report(results: Results, seconds: float, rounds: int) -> str:
+def report(results: Results, seconds: float, rounds: int, load: tuple[float, float]) -> str:
     out = [
         f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"SQLite {sqlite3.sqlite_version}; {seconds}s per system per cell per round, {rounds} round(s): "
         "medians of events/s and of per-round ratios",
+        f"1-minute load average: {load[0]:.2f} before, {load[1]:.2f} after (other processes share the machine)",
         f"codec seal+frame: {codec_cost_us():.1f} us/record (CPU, paid by Roster and raw+codec only)",
         "",
         "| batch | appenders | Roster ev/s | raw ev/s | SQLite ev/s | Roster/raw | Roster/SQLite "
@@ -259,11 +260,12 @@ def main() -> None:
     seconds = CELL_SECONDS_QUICK if args.quick else CELL_SECONDS_FULL
     rounds = ROUNDS_QUICK if args.quick else ROUNDS_FULL
     root = Path(tempfile.mkdtemp(prefix="bench-log-", dir=args.dir))
+    load_before = os.getloadavg()[0]
     try:
         results = measure(root, seconds, rounds)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    print(report(results, seconds, rounds))
+    print(report(results, seconds, rounds, (load_before, os.getloadavg()[0])))
 
 
 if __name__ == "__main__":

@@ -140,7 +140,7 @@ def test_watch_replays_and_follows(capsys, server, data_dir):
     head = server.cluster.feed.seq
     timer = threading.Timer(0.3, lambda: server.call(server.cluster.admin("pause", {"node": "n4"})))
     timer.start()
-    code, out, err = run(capsys, "watch", "--url", server.url, "--max-events", "1")
+    code, out, err = run(capsys, "watch", "--url", server.url, "--from", head + 1, "--max-events", "1")
     timer.join()
     assert code == 0, err
     header, row = out.splitlines()

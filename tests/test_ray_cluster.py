@@ -64,7 +64,7 @@ def test_a_node_with_a_wrong_secret_is_rejected_and_changes_nothing(cluster, tmp
     wrong = tmp_path / "wrong.key"
     wrong.write_bytes(b"0" * 64)
     data = str(cluster["data_dir"])
-    ElmActor.options(name=m.elm_addr("n9"), namespace=NAMESPACE).remote("n9", data, TEST_SETTINGS)
+    elm = ElmActor.options(name=m.elm_addr("n9"), namespace=NAMESPACE).remote("n9", data, TEST_SETTINGS)
     impostor = NodeActor.options(name=m.node_addr("n9"), namespace=NAMESPACE).remote(
         "n9", cluster["desc"]["cluster_id"], str(wrong), TEST_SETTINGS, MEMBERS)
     ray.get(impostor.start.remote())
@@ -73,6 +73,7 @@ def test_a_node_with_a_wrong_secret_is_rejected_and_changes_nothing(cluster, tmp
     assert all((status(n) or {}).get("state") == "Online" for n in MEMBERS)
     assert not types_after(quorum_records(), before[-1].seq, "NodeJoined", "n9")
     ray.kill(impostor, no_restart=True)
+    ray.kill(elm, no_restart=True)
 
 
 def test_quorum_actor_killed_recovers_from_its_log_and_keeps_committing(cluster):
@@ -117,7 +118,7 @@ def test_worker_removed_misses_then_one_regroup_then_its_group_moves(cluster):
     wait_for(lambda: any("web" in (status(n) or {}).get("running", []) for n in others), 60, "web to fail over")
     records = quorum_records()
     misses = [r.event.count for r in types_after(records, start, "HeartbeatMissed", "n2")]
-    assert misses[:5] == [1, 2, 3, 4, 5]
+    assert misses[-5:] == [1, 2, 3, 4, 5]  # (a late heartbeat before the crash may add an early 1)
     regroups = [r for r in types_after(records, start, "Regrouped") if "n2" in r.event.down]
     assert len(regroups) == 1
 

@@ -25,11 +25,15 @@ NO_PARAMS: frozenset[str] = frozenset()
 
 
 def check_token(request: web.Request) -> None:
+    expected = ctx_of(request).token
+    if not expected:
+        raise ApiError(401, "unauthorized", "admin commands are disabled on this node (it has no admin token)",
+                       _CHALLENGE)
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     if scheme.lower() != "bearer" or not given.strip():
         raise ApiError(401, "unauthorized", "admin commands need 'Authorization: Bearer <token>'", _CHALLENGE)
-    if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), ctx_of(request).token):
+    if not hmac.compare_digest(given.strip().encode("utf-8", "replace"), expected):
         raise ApiError(401, "unauthorized", "the bearer token is not this cluster's admin token", _CHALLENGE)
 
 

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any, Awaitable, Callable, Iterable
 
 from actors.messages import AdminReply
+from events.codec import GENESIS_HASH
 from events.record import Record
 from projections import replay
 from projections import state as proj
@@ -195,6 +196,12 @@ class ReplicaFeed:
                 if len(out) >= limit:
                     return out, r.seq + 1
         return out, max(end + 1, start)
+
+    def hash_at(self, seq: int) -> str:
+        """The chain hash after record `seq` (0 <= seq <= self.seq)."""
+        if seq == self.seq:
+            return self.state.hash
+        return self.records[seq - 1].hash if seq > 0 else GENESIS_HASH
 
     def state_at(self, seq: int) -> ClusterState:
         """The projections after record `seq` (0 <= seq <= self.seq). Read-only: may be the live state."""

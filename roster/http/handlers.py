@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Callable, Mapping
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from actors.admin import NAME_PATTERN
 from projections import replay
@@ -28,25 +29,43 @@ VIEW_CACHE_ENTRIES = 64  # encoded views kept (head views and recent time-travel
 _DIGITS = re.compile(r"[0-9]{1,18}")
 
 
+class Prepared:
+    """One encoded JSON answer and its headers, made once per (view, seq) and served many times."""
+
+    __slots__ = ("body", "etag", "headers", "headers_304")
+
+    def __init__(self, body: bytes, seq: int, hash_: str) -> None:
+        self.body, self.etag = body, etag(seq, hash_)
+        self.headers_304 = CIMultiDict({"ETag": self.etag, SEQ_HEADER: str(seq)})
+        self.headers = CIMultiDict({"Content-Type": "application/json", "ETag": self.etag, SEQ_HEADER: str(seq)})
+
+    def respond(self, request: web.Request) -> web.Response:
+        """200 with the body, or 304 when the client already holds this seq's answer."""
+        inm = request.headers.get("If-None-Match")
+        if inm is not None and _matches(inm, self.etag):
+            return web.Response(status=304, headers=self.headers_304)
+        return web.Response(body=self.body, headers=self.headers)
+
+
 class ViewCache:
-    """Encoded JSON bodies by (kind, seq, hash): a view is serialised once per seq, not per request."""
+    """Prepared answers by (kind, seq, hash): a view is serialised once per seq, not per request."""
 
     def __init__(self, max_entries: int = VIEW_CACHE_ENTRIES) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple, bytes] = OrderedDict()
+        self._entries: OrderedDict[tuple, Prepared] = OrderedDict()
         self.builds = 0  # how many times a body was encoded (tests check the cache is used)
 
-    def get(self, key: tuple, build: Callable[[], bytes]) -> bytes:
-        body = self._entries.get(key)
-        if body is not None:
+    def get(self, key: tuple, build: Callable[[], Prepared]) -> Prepared:
+        entry = self._entries.get(key)
+        if entry is not None:
             self._entries.move_to_end(key)
-            return body
-        body = build()
+            return entry
+        entry = build()
         self.builds += 1
-        self._entries[key] = body
+        self._entries[key] = entry
         if len(self._entries) > self.max_entries:
             self._entries.popitem(last=False)
-        return body
+        return entry
 
 
 @dataclass
@@ -171,9 +190,4 @@ def _matches(header: str, tag: str) -> bool:
 
 def answer(request: web.Request, body: bytes, seq: int, hash_: str) -> web.Response:
     """200 with the JSON body, or 304 when the client already holds this seq's answer."""
-    tag = etag(seq, hash_)
-    headers = {"ETag": tag, SEQ_HEADER: str(seq)}
-    inm = request.headers.get("If-None-Match")
-    if inm is not None and _matches(inm, tag):
-        return web.Response(status=304, headers=headers)
-    return web.Response(body=body, content_type="application/json", headers=headers)
+    return Prepared(body, seq, hash_).respond(request)

@@ -18,8 +18,8 @@ from projections import replay
 from projections.membership import MEMBER_STATES
 from projections.state import ClusterState
 from roster.http.errors import SEQ_HEADER, invalid, not_found
-from roster.http.handlers import (Ctx, answer, check_query, ctx_of, int_param, name_ok, view_seq,
-                                  wait_replica)
+from roster.http.handlers import (CTX, Ctx, Prepared, answer, check_query, ctx_of, int_param, name_ok,
+                                  view_seq, wait_replica)
 
 DEFAULT_PAGE_EVENTS = 100
 MAX_PAGE_EVENTS = 1000
@@ -92,11 +92,16 @@ def node_doc(state: ClusterState, node: str) -> dict[str, Any] | None:
 
 
 async def _state_view(request: web.Request, kind: str, build: Any) -> web.Response:
-    ctx = ctx_of(request)
-    seq = await view_seq(ctx, check_query(request, STATE_PARAMS))
-    state = ctx.feed.state_at(seq)
-    body = ctx.cache.get((kind, state.seq, state.hash), lambda: codec.dumps(build(ctx, state)))
-    return answer(request, body, state.seq, state.hash)
+    ctx = request.app[CTX]
+    feed = ctx.feed
+    if "?" in request.raw_path:  # parameters: parse them strictly (the common case has none)
+        seq = await view_seq(ctx, check_query(request, STATE_PARAMS))
+    else:
+        seq = feed.seq
+    hash_ = feed.hash_at(seq)  # the key is known before any folding: a cached time-travel view costs nothing
+    entry = ctx.cache.get((kind, seq, hash_),
+                          lambda: Prepared(codec.dumps(build(ctx, feed.state_at(seq))), seq, hash_))
+    return entry.respond(request)
 
 
 async def get_membership(request: web.Request) -> web.Response:
@@ -124,14 +129,14 @@ async def get_timeline(request: web.Request) -> web.Response:
     node, feed = request.match_info["id"], ctx.feed
     seq, hash_ = feed.seq, feed.hash
 
-    def build() -> bytes:
+    def build() -> Prepared:
         entries = replay.timeline(feed.records, node)
-        return codec.dumps({"node": node, "seq": seq, "hash": hash_, "entries": [e.to_dict() for e in entries]})
+        doc = {"node": node, "seq": seq, "hash": hash_, "entries": [e.to_dict() for e in entries]}
+        return Prepared(codec.dumps(doc), seq, hash_)
 
     if not name_ok(node) or node_doc(feed.state, node) is None:
         raise not_found("unknown_node", f"no node named {node[:64]!r} at seq {seq}")
-    body = ctx.cache.get(("timeline", node, seq, hash_), build)
-    return answer(request, body, seq, hash_)
+    return ctx.cache.get(("timeline", node, seq, hash_), build).respond(request)
 
 
 def events_filters(q: Any) -> tuple[str | None, str | None]:
