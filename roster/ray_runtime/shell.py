@@ -21,6 +21,7 @@ from actors.effects import (Persist, PersistOwnership, Send, SetAsideReplica, Se
 
 NAMESPACE = "roster"
 EFFECT_QUEUE_MAX_ITEMS = 100_000
+HANDLE_TTL_S = 2.0
 log = logging.getLogger("roster.shell")
 
 
@@ -29,19 +30,30 @@ def now_ms() -> int:
 
 
 class Router:
-    """Actor handles by address, looked up once and forgotten when a call fails."""
+    """Actor handles by address. A handle is looked up again after HANDLE_TTL_S: a one-way call
+    to a dead actor fails silently, and a node restarted on a new Ray node has a new actor
+    under the old name."""
 
     def __init__(self) -> None:
-        self._handles: dict[str, Any] = {}
+        self._handles: dict[str, tuple[Any, float]] = {}
+
+    def _handle(self, to: str) -> Any:
+        cached = self._handles.get(to)
+        now = time.monotonic()
+        if cached is not None and now - cached[1] < HANDLE_TTL_S:
+            return cached[0]
+        try:
+            handle = ray.get_actor(to, namespace=NAMESPACE)
+        except ValueError:
+            self._handles.pop(to, None)
+            return None  # not (yet or any more) there: the protocol treats it as a lost message
+        self._handles[to] = (handle, now)
+        return handle
 
     def send(self, sender: str, to: str, msg: m.Message) -> None:
-        handle = self._handles.get(to)
+        handle = self._handle(to)
         if handle is None:
-            try:
-                handle = ray.get_actor(to, namespace=NAMESPACE)
-            except ValueError:
-                return  # not (yet or any more) there: the protocol treats it as a lost message
-            self._handles[to] = handle
+            return
         try:
             handle.deliver.remote(sender, msg)
         except Exception:  # noqa: BLE001 - a dead actor: drop the message, look it up again next time
