@@ -4,7 +4,7 @@
 
 Prints, as a table:
 - baseline: read the segment lines and `orjson.loads` each one (the floor any replay pays);
-- replay: `projections.replay.rebuild_from` with no snapshot (CRC check, decode to typed
+- replay: `roster.logdir.rebuild_from` with no snapshot (CRC check, decode to typed
   records, both projections folded), events/s and the ratio to the baseline (target ≥ 0.35);
 - rebuild from a snapshot 1,000 events behind the head (target < 50 ms);
 - a per-record cost breakdown of the replay's steps, to show where the time goes.
@@ -33,7 +33,8 @@ from events import codec, snapshot_store  # noqa: E402
 from events.log import EventLog  # noqa: E402
 from events.record import Record  # noqa: E402
 from events.types import EVENT_TYPES  # noqa: E402
-from projections import config_db, membership, replay  # noqa: E402
+from projections import config_db, membership  # noqa: E402
+from roster import logdir  # noqa: E402
 from projections.membership import NodeView  # noqa: E402
 from projections.state import ClusterState  # noqa: E402
 from roster.history_gen import make_history  # noqa: E402
@@ -51,7 +52,7 @@ READ_BUFFER_BYTES = 1024 * 1024
 
 def build_log(path: Path, n_events: int) -> float:
     """Write the history unless `path` already holds it; returns seconds spent (0 if reused)."""
-    if replay.is_log_dir(path) and replay.LogReader(path).head_seq == n_events:
+    if logdir.is_log_dir(path) and logdir.LogReader(path).head_seq == n_events:
         return 0.0
     started = time.perf_counter()
     records = make_history(n_events, SEED, N_NODES)
@@ -82,9 +83,9 @@ def best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, object]:
 
 def full_replay(path: Path, head: int) -> tuple[ClusterState, ClusterState]:
     """A full replay, in two calls so the state SNAPSHOT_BEHIND events before the head is kept too."""
-    reader = replay.LogReader(path)
-    early, _ = replay.rebuild_from(reader, to_seq=head - SNAPSHOT_BEHIND, use_snapshots=False)
-    return replay.advance(reader, early, head), early
+    reader = logdir.LogReader(path)
+    early, _ = logdir.rebuild_from(reader, to_seq=head - SNAPSHOT_BEHIND, use_snapshots=False)
+    return logdir.advance(reader, early, head), early
 
 
 def snapshot_rebuild_ms(path: Path, early: ClusterState, head: int, repeat: int) -> tuple[float, float]:
@@ -92,7 +93,7 @@ def snapshot_rebuild_ms(path: Path, early: ClusterState, head: int, repeat: int)
     times = []
     for _ in range(repeat):
         started = time.perf_counter()
-        state, report = replay.rebuild_from(replay.LogReader(path))
+        state, report = logdir.rebuild_from(logdir.LogReader(path))
         times.append((time.perf_counter() - started) * 1000)
         assert report.snapshot_seq == head - SNAPSHOT_BEHIND and state.seq == head, report
     return min(times), statistics.median(times)
@@ -100,7 +101,7 @@ def snapshot_rebuild_ms(path: Path, early: ClusterState, head: int, repeat: int)
 
 def breakdown(path: Path) -> list[tuple[str, float]]:
     """Microseconds per record of each step of the replay's hot loop, on records held in memory."""
-    reader = replay.LogReader(path)
+    reader = logdir.LogReader(path)
     lines = []
     with open(reader.segments[0][1], "rb") as f:
         for line in f:

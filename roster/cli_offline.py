@@ -1,6 +1,6 @@
 """Offline verbs over a log directory: `verify`, `events`, `replay`, `diff`, `timeline`.
 
-They read the directory without taking the log's lock (projections.replay.LogReader), so
+They read the directory without taking the log's lock (roster.logdir.LogReader), so
 they work on a copy on a laptop and on the directory of a running node alike; only
 `verify --repair` opens the log for writing. Output is an aligned table by default and
 JSON (codec.dumps) with `--json`.
@@ -18,7 +18,8 @@ from events.log import CorruptLogError, LogLockedError, repair_log, verify_log
 from events.record import Record
 from events.types import EVENT_TYPES
 from projections import replay
-from projections.replay import LogReader, NotALogError, ReplayReport
+from roster import logdir
+from roster.logdir import LogReader, NotALogError, ReplayReport
 from projections.state import ClusterState
 from roster.errors import UserError
 
@@ -61,7 +62,7 @@ def _seq_or_time(reader: LogReader, text: str) -> int:
     """A seq (digits) or an ISO time (the last seq at or before it), checked against the head."""
     try:
         seq = int(text) if text.lstrip("-").isdigit() else reader.seq_at_time(replay.parse_time(text))
-        return replay.check_seq(reader, seq)
+        return logdir.check_seq(reader, seq)
     except ValueError as exc:
         raise UserError(str(exc)) from None
 
@@ -132,7 +133,7 @@ def _counted(records: Iterable[Record], total: int, bar: _ProgressBar | None) ->
         yield from records
         return
     for i, r in enumerate(records, start=1):
-        if i % replay.PROGRESS_EVERY_RECORDS == 0:
+        if i % logdir.PROGRESS_EVERY_RECORDS == 0:
             bar(i, total)
         yield r
 
@@ -142,7 +143,7 @@ def _counted(records: Iterable[Record], total: int, bar: _ProgressBar | None) ->
 
 def cmd_verify(args: argparse.Namespace) -> int:
     path = args.logdir
-    if not replay.is_log_dir(path):
+    if not logdir.is_log_dir(path):
         _open(path)  # raises the right one-line error (missing, or not a log)
     with _log_errors(path):
         report = verify_log(path)
@@ -225,7 +226,7 @@ def _stream_table(headers: Sequence[str], rows: Iterator[list[str]], out: TextIO
 
 def _rebuild(reader: LogReader, seq: int, args: argparse.Namespace) -> tuple[ClusterState, ReplayReport]:
     with _log_errors(args.logdir), _progress(seq, "replaying") as bar:
-        state, report = replay.rebuild_from(reader, to_seq=seq, use_snapshots=not args.no_snapshots, progress=bar)
+        state, report = logdir.rebuild_from(reader, to_seq=seq, use_snapshots=not args.no_snapshots, progress=bar)
     _warn(report.warnings)
     return state, report
 
@@ -285,7 +286,7 @@ def cmd_diff(args: argparse.Namespace) -> int:
     lo, hi = sorted((a, b))
     low, _ = _rebuild(reader, lo, args)
     with _log_errors(args.logdir), _progress(hi - lo, "replaying") as bar:
-        high = replay.advance(reader, low, hi, progress=bar)
+        high = logdir.advance(reader, low, hi, progress=bar)
     before, after = (low, high) if a <= b else (high, low)
     changes = replay.diff(before, after)
     if args.json:

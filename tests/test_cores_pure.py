@@ -71,21 +71,8 @@ def test_there_are_core_modules_to_check():
             "projections/config_db.py", "projections/membership.py"} <= names
 
 
-_KNOWN_IO = {
-    "projections/replay.py": (
-        "projections/replay.py reads log directories itself (import os, from pathlib import Path, "
-        "open() of segment files). DESIGN §7 lists 'replay tools' under projections/, but §5's rule "
-        "(no core touches the filesystem) and this test's scope (actors/ and projections/) forbid it: "
-        "move the directory/segment reading to events/ (next to events.log) or roster/, and keep "
-        "projections/replay.py to pure folds over record iterables — or narrow the rule."),
-}
-
-
 @pytest.mark.parametrize("path", [
-    pytest.param(p, id=p.relative_to(ROOT).as_posix(),
-                 marks=[pytest.mark.xfail(strict=True, reason=_KNOWN_IO[p.relative_to(ROOT).as_posix()])]
-                 if p.relative_to(ROOT).as_posix() in _KNOWN_IO else [])
-    for p in _core_modules()
+    pytest.param(p, id=p.relative_to(ROOT).as_posix()) for p in _core_modules()
 ])
 def test_core_module_does_no_io(path: Path):
     """DESIGN §5: the cores take a message and the time and return effects; no I/O, no clock, no RNG."""

@@ -17,7 +17,7 @@ import pytest
 from events import codec, upcast
 from events import types as ev
 from events.log import EventLog, verify_log
-from projections.replay import LogReader, rebuild
+from roster.logdir import LogReader, rebuild
 from projections.state import ClusterState, fold
 
 GOLDEN = Path(__file__).resolve().parent / "fixtures" / "golden"

@@ -10,6 +10,7 @@ import pytest
 from events import codec, snapshot_store
 from events.log import EventLog
 from projections import replay
+from roster import logdir as logfiles
 from projections.state import ClusterState, fold
 from roster import cli_offline
 from roster.cli import main
@@ -210,7 +211,7 @@ def test_a_corrupt_snapshot_is_ignored_with_a_warning(capsys, logdir, history):
     code, out, err = run(capsys, "replay", logdir, "--to", 350, "--json")
     assert code == 0 and codec.loads(out) == state_at(history, 350).to_dict()
     assert "warning: snapshot 300 skipped" in err and "digest" in err
-    state, report = replay.rebuild_from(replay.LogReader(logdir), to_seq=350)
+    state, report = logfiles.rebuild_from(logfiles.LogReader(logdir), to_seq=350)
     assert report.snapshot_seq == 200 and report.applied == 150
 
 
@@ -218,7 +219,7 @@ def test_snapshots_of_another_history_or_garbage_are_skipped(tmp_path, logdir, h
     other = make_history(300, seed=99, n_nodes=5)
     snapshot_store.write_snapshot(logdir, fold(ClusterState(), other))
     snapshot_store.snapshot_path(logdir, 250).write_bytes(b"{not json")
-    state, warnings = snapshot_store.load_newest_valid(logdir, replay.LogReader(logdir).hash_at)
+    state, warnings = snapshot_store.load_newest_valid(logdir, logfiles.LogReader(logdir).hash_at)
     assert state is None and len(warnings) == 2
     assert "another history" in warnings[0] and "unreadable" in warnings[1]
     snapshot_store.write_snapshot(tmp_path / "x", state_at(history, N_RECORDS))
@@ -270,7 +271,7 @@ def test_bad_arguments_give_one_line_and_exit_2(capsys, tmp_path, logdir, argv):
 def test_progress_bar_only_on_a_terminal_for_long_replays(capsys, monkeypatch, logdir):
     run(capsys, "replay", logdir, "--to", N_RECORDS, "--no-snapshots")
     monkeypatch.setattr(cli_offline, "PROGRESS_MIN_RECORDS", 100)
-    monkeypatch.setattr(replay, "PROGRESS_EVERY_RECORDS", 100)
+    monkeypatch.setattr(logfiles, "PROGRESS_EVERY_RECORDS", 100)
     code, _, err = run(capsys, "replay", logdir, "--to", N_RECORDS)
     assert code == 0 and err == ""  # stderr is not a terminal under capsys
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
@@ -283,8 +284,8 @@ def test_progress_bar_only_on_a_terminal_for_long_replays(capsys, monkeypatch, l
 
 
 def test_reader_finds_every_seq_by_bisection(monkeypatch, logdir, history):
-    monkeypatch.setattr(replay, "BISECT_LINEAR_BYTES", 256)  # force the bisection on small segments
-    reader = replay.LogReader(logdir)
+    monkeypatch.setattr(logfiles, "BISECT_LINEAR_BYTES", 256)  # force the bisection on small segments
+    reader = logfiles.LogReader(logdir)
     assert (reader.head_seq, reader.head_hash) == (N_RECORDS, history[-1].hash)
     assert [reader.hash_at(r.seq) for r in history] == [r.hash for r in history]
     assert reader.hash_at(0) == codec.GENESIS_HASH and reader.hash_at(N_RECORDS + 1) is None
@@ -296,9 +297,9 @@ def test_reader_finds_every_seq_by_bisection(monkeypatch, logdir, history):
 
 def test_reader_of_an_empty_log(tmp_path):
     EventLog.open(tmp_path / "empty", fsync=False).close()
-    reader = replay.LogReader(tmp_path / "empty")
+    reader = logfiles.LogReader(tmp_path / "empty")
     assert reader.head_seq == 0 and list(reader.iter_records()) == []
-    assert replay.rebuild(tmp_path / "empty").to_dict() == ClusterState().to_dict()
+    assert logfiles.rebuild(tmp_path / "empty").to_dict() == ClusterState().to_dict()
 
 
 def test_diff_names_node_group_and_config_changes(history):

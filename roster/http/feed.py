@@ -216,7 +216,7 @@ class ReplicaFeed:
     def seq_at_time(self, t: datetime) -> int:
         """The last seq whose ts is at or before `t` (an aware datetime); 0 when none is.
 
-        Bisects like replay.LogReader.seq_at_time, then walks forward past a local step back.
+        Bisects like logdir.LogReader.seq_at_time, then walks forward past a local step back.
         """
         keys = _TsKeys(self.records)
         lo = bisect_right(keys, t)
