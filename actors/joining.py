@@ -8,6 +8,7 @@ Nobody answers → ask the Quorum for ownership and form the cluster (S5).
 
 from __future__ import annotations
 
+import hashlib
 from typing import TYPE_CHECKING
 
 from actors import messages as m
@@ -20,11 +21,13 @@ if TYPE_CHECKING:
     from actors.node import NodeCore
 
 DISCOVERY_TIMER = "discovery"
+DISCOVERY_FANOUT = 8
 
 
 class JoiningMixin:
     def _init_joining(self: NodeCore) -> None:
         self.sponsor: str | None = None
+        self.discovery_attempts = 0
         self.join_started = 0
         self.join_base_incarnation = 0
         self.rejected_until = 0
@@ -34,9 +37,16 @@ class JoiningMixin:
         self.rejections_suppressed = 0
 
     def _known_peers(self: NodeCore) -> list[str]:
+        """At most DISCOVERY_FANOUT peers per attempt, a different slice each time: discovery
+        costs O(1) messages per join, not O(members), and every peer is tried in turn."""
         peers = set(self.view.config.members) | set(self.identity.peers)
         peers.discard(self.id)
-        return sorted(peers)
+        ordered = sorted(peers, key=lambda p: hashlib.blake2b(f"{self.id}|{p}".encode(), digest_size=8).digest())
+        if len(ordered) <= DISCOVERY_FANOUT:
+            return ordered
+        start = (self.discovery_attempts * DISCOVERY_FANOUT) % len(ordered)
+        self.discovery_attempts += 1
+        return (ordered + ordered)[start:start + DISCOVERY_FANOUT]
 
     def _begin_join(self: NodeCore, now: int) -> list[Effect]:
         self.role = "joining"

@@ -175,8 +175,8 @@ class NodeCore(JoiningMixin, LeaderMixin):
         if self.role == "leader":
             return self._leader_tick(now)
         if self.role == "follower":
-            if now - self.leader_heard_at >= self.settings.detection_ms:
-                return self._lost_leader(now)
+            if self.leader in (None, self.id) or now - self.leader_heard_at >= self.settings.detection_ms:
+                return self._lost_leader(now)  # (no leader known: e.g. it left; look for the next)
             return [self._heartbeat(now)]
         if self.role == "searching":
             out = self._ask_quorum(now, "searching")

@@ -7,7 +7,7 @@ from typing import Awaitable, Callable, NamedTuple
 
 from aiohttp import web
 
-from roster.http import admin_routes, metrics, openapi, query, stream
+from roster.http import admin_routes, dashboard, metrics, openapi, query, stream
 
 
 class Route(NamedTuple):
@@ -46,3 +46,4 @@ def _pattern(path: str) -> str:
 def add_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, _pattern(route.path), route.handler)
+    dashboard.add_dashboard_routes(app)  # the web page (GET / and /static/...): not part of the API

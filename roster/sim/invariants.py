@@ -21,7 +21,8 @@ from roster.sim.world import World
 
 class InvariantViolation(AssertionError):
     def __init__(self, invariant: int, detail: str, at_ms: int, step: int) -> None:
-        super().__init__(f"invariant {invariant} violated at {at_ms} ms (step {step}): {detail}")
+        what = f"invariant {invariant} violated" if invariant else "bug"
+        super().__init__(f"{what} at {at_ms} ms (step {step}): {detail}")
         self.invariant, self.detail, self.at_ms, self.step = invariant, detail, at_ms, step
 
 

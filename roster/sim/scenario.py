@@ -90,6 +90,9 @@ class Scenario:
             check_liveness(w, {n for n in self.ids if n not in self.stopped_by_design}, settled_seq)
         except InvariantViolation as exc:
             violation = exc
+        except Exception as exc:  # noqa: BLE001 - a core that raises is a bug: report it like a violation
+            detail = f"a core raised {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            violation = InvariantViolation(0, detail, w.elapsed, w.steps)
         return self._result(violation)
 
     def _plan_workload(self, until_ms: int) -> None:
