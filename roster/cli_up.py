@@ -12,7 +12,6 @@ import argparse
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -154,11 +153,13 @@ def _print_up(args: argparse.Namespace, ident: Any, created: bool, desc: dict[st
 def _foreground(sup: Any) -> int:
     import ray
 
-    stop = threading.Event()
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    while not stop.wait(0.5):
-        pass
+    # A plain flag: a signal handler that takes a lock (threading.Event.set) can deadlock with
+    # the main thread waiting on that same lock.
+    stop: list[int] = []
+    signal.signal(signal.SIGINT, lambda signum, _frame: stop.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, _frame: stop.append(signum))
+    while not stop:
+        time.sleep(POLL_PERIOD_S)
     print("leaving: ClusterExit from every node ...", flush=True)
     result = ray.get(sup.down.remote(True))
     for n, r in sorted(result["left"].items()):

@@ -22,7 +22,7 @@ HTTP_PORT = 18700
 def _start(data_dir: Path) -> subprocess.Popen:
     env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "roster.cli", "up", "--nodes", "3", "--data-dir", str(data_dir),
-           "--http-port", str(HTTP_PORT), "--heartbeat-ms", "200"]
+           "--http-port", str(HTTP_PORT), "--heartbeat-ms", "300"]
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
 
 

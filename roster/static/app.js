@@ -34,6 +34,7 @@
     token: "",
     types: new Set(),
     nodes: new Set(),
+    lastMiss: new Map(), // node -> its newest HeartbeatMissed event
     liveBusy: false,
     liveDirty: false,
     historyTicket: 0,
@@ -317,11 +318,20 @@
     $("no-groups").hidden = doc.groups.length > 0;
   }
 
+  // Heartbeats as the log knows them: the log records misses (HeartbeatMissed), not each beat,
+  // so a card shows the last recorded run of misses and how long ago it was.
+  function heartbeatCell(n) {
+    const member = n.state === "Online" || n.state === "Paused";
+    const miss = S.lastMiss.get(n.id);
+    const when = miss
+      ? h("span", { class: "age muted", "data-ts": miss.ts, text: ` \u00B7 ${age(miss.ts)}` }) : null;
+    if (!member) return h("dd", { text: "\u2013" });
+    if (!n.misses) return h("dd", { text: "none missed" });
+    return h("dd", { class: n.misses >= 2 ? "warn" : "" }, `${n.misses} missed in a row`, when);
+  }
+
   function liveCard(n) {
     const since = eventAt(n.since_seq);
-    const hb = n.state === "Online" || n.state === "Paused"
-      ? (n.misses ? `${n.misses} missed in a row` : "on time (none missed)")
-      : "\u2013";
     const card = h("article", {
       class: `card state-${n.state}${n.leader ? " is-leader" : ""}${n.misses ? " has-misses" : ""}`,
       "data-node": n.id, "data-state": n.state, "aria-label": `${n.id}: ${n.state}${n.leader ? ", leader" : ""}`,
@@ -331,7 +341,7 @@
       n.evicted ? h("span", { class: "tag", text: "evicted" }) : null),
     h("dl", {},
       h("dt", { text: "Groups" }), h("dd", { class: "groups-owned", text: n.groups.length ? n.groups.join(", ") : "none" }),
-      h("dt", { text: "Heartbeats" }), h("dd", { class: n.misses ? "warn" : "", text: hb }),
+      h("dt", { text: "Heartbeats" }), heartbeatCell(n),
       h("dt", { text: "In state" }), h("dd", {},
         `since seq ${n.since_seq}`,
         since ? h("span", { class: "age muted", "data-ts": since.ts, text: ` \u00B7 ${age(since.ts)}` }) : null),
@@ -467,6 +477,7 @@
     for (const n of [env.node, env.data && env.data.to_node]) {
       if (n && !S.nodes.has(n)) { S.nodes.add(n); added = true; }
     }
+    if (env.type === "HeartbeatMissed" && env.node) S.lastMiss.set(env.node, env);
     if (!S.types.has(env.type)) { S.types.add(env.type); added = true; }
     if (added) refreshFilterOptions();
   }
@@ -643,7 +654,7 @@
       h("dt", { text: "Groups" }), h("dd", { text: n.groups.length ? n.groups.join(", ") : "none" }),
       h("dt", { text: "Since" }), h("dd", { text: `seq ${n.since_seq}${n.reason ? " \u00B7 " + n.reason : ""}` }),
       n.misses ? h("dt", { text: "Heartbeats" }) : null,
-      n.misses ? h("dd", { class: "warn", text: `${n.misses} missed` }) : null));
+      n.misses ? h("dd", { class: n.misses >= 2 ? "warn" : "", text: `${n.misses} missed in a row` }) : null));
   }
 
   // What changed from one membership view to the next: lines in words, and which cards/rows to mark.
