@@ -257,7 +257,8 @@ async def test_healthz_reports_role_state_and_lag():
         resp = await client.get("/healthz")
         doc = await resp.json()
     assert resp.status == 200 and doc["ok"] is True
-    assert doc["replica_lag"] == 3 and doc["state"] == "Online" and doc["seq"] == len(records)
+    expected_state = fold(ClusterState(), records).membership.nodes["n2"].state  # the workload may pause n2
+    assert doc["replica_lag"] == 3 and doc["state"] == expected_state and doc["seq"] == len(records)
     async with client_for(make_app(records, "searching", node="n2")) as client:
         resp = await client.get("/healthz")
         doc = await resp.json()
