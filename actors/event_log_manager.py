@@ -167,6 +167,10 @@ class EventLogManagerCore:
             return [Send(m.node_addr(self.node_id), m.CaughtUp(head_seq=self.head_seq))]
         return []
 
+    def _resend(self, msg: m.ResendFrom, now: int, sender: str) -> list[Effect]:
+        records = tuple(self.records[max(msg.from_seq, 1) - 1:])
+        return [Send(m.node_addr(self.node_id), m.Committed(records=records))] if records else []
+
     def _send_sync(self, msg: m.SendSync, now: int, sender: str) -> list[Effect]:
         """S17: compare the joiner's (seq, hash) with ours: same prefix → delta, else full copy."""
         ours = self.hash_at(msg.their_seq)
@@ -204,5 +208,6 @@ _HANDLERS = {
     m.LogRange: EventLogManagerCore._log_range,
     m.CatchUp: EventLogManagerCore._catch_up,
     m.SendSync: EventLogManagerCore._send_sync,
+    m.ResendFrom: EventLogManagerCore._resend,
     m.ReplicaSync: EventLogManagerCore._replica_sync,
 }

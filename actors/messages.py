@@ -121,6 +121,13 @@ class ProposalFailed(Message):
     epoch: int
 
 
+class ResendFrom(Message):
+    """Node → its ELM: a Committed batch was lost between them (e.g. before the node started);
+    send every record from `from_seq` on again."""
+
+    from_seq: int
+
+
 class CatchUp(Message):
     target_seq: int
 

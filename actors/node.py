@@ -130,6 +130,8 @@ class NodeCore(JoiningMixin, LeaderMixin):
             me = self.view.membership.nodes.get(self.id)
             self.join_base_incarnation = me.incarnation if me is not None else 0
         fresh = [r for r in msg.records if r.seq > self.view.seq]
+        if fresh and fresh[0].seq != self.view.seq + 1:  # a batch from our ELM was lost: ask again
+            return [Send(m.elm_addr(self.id), m.ResendFrom(from_seq=self.view.seq + 1))]
         if fresh:
             proj.apply_in_place(self.view, fresh)
             for r in fresh:  # a ClusterExit heard before a rejoin says nothing about the new incarnation

@@ -408,3 +408,19 @@ def test_elm_full_copy_of_another_history_sets_the_old_one_aside():
     out = elm2.step(m.ReplicaSync(sponsor="n1", mode="full", records=tuple(recs)), 100, "elm:n1")
     assert not any(isinstance(e, SetAsideReplica) for e in out)
     assert not only(out, m.Committed).replaced and elm2.head_seq == len(recs)
+
+
+def test_a_node_that_missed_a_batch_from_its_elm_asks_for_it_again():
+    """Invariant 3 between a node and its own ELM: a Committed batch lost between them (a node
+    actor that was not ready yet) leaves no gap in the node's view: it asks `ResendFrom`."""
+    from actors.node import NodeCore, NodeIdentity
+
+    records = seal(creation())
+    elm = EventLogManagerCore("n2", ProtocolSettings(), records)
+    node = NodeCore(NodeIdentity("n2", "c", b"k" * 32, ("n1",)), ProtocolSettings(), entropy=b"e" * 16,
+                    records=records[:3])
+    asked = only(node.step(m.Committed(records=tuple(records[5:])), 0, "elm:n2"), m.ResendFrom, to="elm:n2")
+    assert asked.from_seq == 4 and node.view.seq == 3
+    resent = only(elm.step(asked, 0, "node:n2"), m.Committed, to="node:n2")
+    node.step(resent, 0, "elm:n2")
+    assert node.view.seq == len(records) and node.view.digest() == elm.state.digest()

@@ -96,9 +96,10 @@ class ReplicaFeed:
         return self.state.hash
 
     def append(self, records: list[Record]) -> None:
-        """Apply committed records (already in order, gapless); wake readers and streams."""
+        """Apply committed records in order; wake readers and streams. Records after a gap are
+        ignored: the node asks its ELM to send them again from the gap (`ResendFrom`)."""
         fresh = [r for r in records if r.seq > self.seq]
-        if not fresh:
+        if not fresh or fresh[0].seq != self.seq + 1:
             return
         self._apply(fresh)
         self.records.extend(fresh)
