@@ -161,7 +161,7 @@ def _descendants(root: int) -> dict[int, str]:
 
 # --- 1. failover ---------------------------------------------------------------------------------
 
-def bench_failover(trials: int) -> dict[str, Any]:
+def bench_failover(trials: int, crash: str) -> dict[str, Any]:
     from ray.cluster_utils import Cluster
 
     bound_ms = ProtocolSettings(**FAILOVER_SETTINGS).failover_bound_ms
@@ -177,7 +177,7 @@ def bench_failover(trials: int) -> dict[str, Any]:
         leader = wait_for(lambda: leader_of(MEMBERS), 30, "a leader")
         wait_for(lambda: _ok(admin(leader, "group-create", group=GROUP)), 30, "group-create")
         for i in range(trials):
-            row = _failover_trial(c, workers, i)
+            row = _failover_trial(c, workers, i, crash)
             row["bound_ms"] = bound_ms
             rows.append(row)
             log(f"failover trial {i + 1}/{trials}: {json.dumps(row)}")
@@ -185,14 +185,17 @@ def bench_failover(trials: int) -> dict[str, Any]:
         ray.shutdown()
         c.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"rows": rows, "bound_ms": bound_ms, "load_start": load_start, "load_end": load_avg()}
+    return {"rows": rows, "bound_ms": bound_ms, "crash": crash, "load_start": load_start, "load_end": load_avg()}
 
 
 def _ok(reply: m.AdminReply) -> m.AdminReply | None:
     return reply if reply.ok or reply.status == 409 else None
 
 
-def _failover_trial(c: Any, workers: dict[str, Any], i: int) -> dict[str, Any]:
+def _failover_trial(c: Any, workers: dict[str, Any], i: int, crash: str) -> dict[str, Any]:
+    """crash "remove": only `remove_node(allow_graceful=False)`: Ray SIGKILLs the raylet, and the
+    node's worker processes (our actors) live on until they notice (up to ~1 s). crash "kill":
+    SIGKILL every process of that Ray node at once (a host that dies), then `remove_node`."""
     leader = wait_for(lambda: leader_of(MEMBERS), 30, "a leader")
     followers = [n for n in MEMBERS if n != leader]
     victim = followers[i % len(followers)]
@@ -211,6 +214,12 @@ def _failover_trial(c: Any, workers: dict[str, Any], i: int) -> dict[str, Any]:
     removed: dict[str, float] = {}
 
     def remove() -> None:
+        if crash == "kill":
+            for pid in procs:  # this Ray node's workers, which this script's Cluster started
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
         c.remove_node(worker, allow_graceful=False)
         removed["returned"] = time.monotonic()
 
@@ -280,12 +289,12 @@ def bench_ray_defaults(trials: int) -> dict[str, Any]:
         ray.init(address=c.address, namespace="bench-ray-defaults", log_to_driver=False)
         for i in range(trials):
             w = c.add_node(num_cpus=1)
-            wait_for(lambda: any(n["NodeID"] == w.node_id and n["Alive"] for n in ray.nodes()), 60, "the worker")
+            wait_for(lambda w=w: any(n["NodeID"] == w.node_id and n["Alive"] for n in ray.nodes()), 60, "the worker")
             time.sleep(1.0)
             th = threading.Thread(target=c.remove_node, args=(w,), kwargs={"allow_graceful": False})
             m0 = time.monotonic()
             th.start()
-            wait_for(lambda: any(n["NodeID"] == w.node_id and not n["Alive"] for n in ray.nodes()), 120,
+            wait_for(lambda w=w: any(n["NodeID"] == w.node_id and not n["Alive"] for n in ray.nodes()), 120,
                      "Ray to mark the node dead", period_s=0.02)
             out.append(round((time.monotonic() - m0) * 1000))
             th.join(30)
@@ -524,8 +533,8 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 def report_failover(res: dict[str, Any]) -> str:
     rows, bound = res["rows"], res["bound_ms"]
     cols = ["trial", "victim", "failover_ms", "node_down_ms", "group_moved_ms", "ray_dead_ms", "node_proc_gone_ms",
-            "remove_call_ms", "rejoin_ms", "misses", "regroups"]
-    text = [f"failover trials (bound {bound} ms; load {res['load_start']} -> {res['load_end']})",
+            "remove_call_ms", "ray_node_add_ms", "rejoin_ms", "misses", "regroups", "other_down"]
+    text = [f"failover trials, crash={res['crash']} (bound {bound} ms; load {res['load_start']} -> {res['load_end']})",
             table(cols, [[r.get(c) for c in cols] for r in rows]), ""]
     summary = []
     for key, what in (("failover_ms", "removal -> group running elsewhere"), ("node_down_ms", "removal -> NodeDown (quorum ts)"),
@@ -578,6 +587,8 @@ def main() -> int:
     ap.add_argument("--trials", type=int, default=20, help="failover trials (default 20)")
     ap.add_argument("--quick", action="store_true", help="a short smoke run: 3 trials, 1 up, a 1,000-event join")
     ap.add_argument("--part", default="failover,ray-defaults,up,join", help="comma-separated parts to run")
+    ap.add_argument("--crash", default="remove,kill",
+                    help="how a worker dies: remove (remove_node only), kill (SIGKILL its processes too); both by default")
     ap.add_argument("--events", type=int, default=10_000, help="log size for the join (default 10,000)")
     ap.add_argument("--behind", type=int, default=100, help="events the rejoining replica misses (default 100)")
     ap.add_argument("--join-heartbeat-ms", type=int, default=1000, help="heartbeat interval of the join cluster")
@@ -591,10 +602,11 @@ def main() -> int:
     log(f"load {load_avg()}; parts {sorted(parts)}")
     results: dict[str, Any] = {}
     reports: list[str] = []
-    if "failover" in parts:
-        results["failover"] = bench_failover(trials)
-        reports.append(report_failover(results["failover"]))
-        print(reports[-1] + "\n", flush=True)
+    for crash in args.crash.split(","):
+        if "failover" in parts:
+            results[f"failover_{crash}"] = bench_failover(trials, crash)
+            reports.append(report_failover(results[f"failover_{crash}"]))
+            print(reports[-1] + "\n", flush=True)
     if "ray-defaults" in parts:
         results["ray_defaults"] = bench_ray_defaults(ray_def)
         reports.append(report_ray_defaults(results["ray_defaults"]))
