@@ -25,7 +25,8 @@ class ReplicaDiverged(AssertionError):
 
 
 class EventLogManagerCore:
-    def __init__(self, node_id: str, settings: ProtocolSettings, records: list[Record] | None = None) -> None:
+    def __init__(self, node_id: str, settings: ProtocolSettings, records: list[Record] | None = None,
+                 snapshot: ClusterState | None = None) -> None:
         self.node_id = node_id
         self.me = m.elm_addr(node_id)
         self.settings = settings
@@ -35,7 +36,13 @@ class EventLogManagerCore:
         self._inflight: m.Propose | None = None
         self._reading_since: int | None = None
         self._target: int | None = None  # a CatchUp the node is waiting on
-        self._apply(list(records or []), verify=True)
+        records = list(records or [])
+        if snapshot is not None and 0 < snapshot.seq <= len(records) and records[snapshot.seq - 1].hash == snapshot.hash:
+            # Rebuild = snapshot + tail: only the records after the snapshot are folded again.
+            self.records = records[:snapshot.seq]
+            self.state = ClusterState(snapshot.config.copy(), snapshot.membership.copy())
+            records = records[snapshot.seq:]
+        self._apply(records, verify=True)
 
     # --- the replica ---------------------------------------------------------------------
     @property

@@ -532,7 +532,7 @@ def table(headers: list[str], rows: list[list[Any]]) -> str:
 
 def report_failover(res: dict[str, Any]) -> str:
     rows, bound = res["rows"], res["bound_ms"]
-    cols = ["trial", "victim", "failover_ms", "node_down_ms", "group_moved_ms", "ray_dead_ms", "node_proc_gone_ms",
+    cols = ["trial", "leader", "victim", "failover_ms", "node_down_ms", "group_moved_ms", "ray_dead_ms", "node_proc_gone_ms",
             "remove_call_ms", "ray_node_add_ms", "rejoin_ms", "misses", "regroups", "other_down"]
     text = [f"failover trials, crash={res['crash']} (bound {bound} ms; load {res['load_start']} -> {res['load_end']})",
             table(cols, [[r.get(c) for c in cols] for r in rows]), ""]

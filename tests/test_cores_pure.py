@@ -424,3 +424,19 @@ def test_a_node_that_missed_a_batch_from_its_elm_asks_for_it_again():
     resent = only(elm.step(asked, 0, "node:n2"), m.Committed, to="node:n2")
     node.step(resent, 0, "elm:n2")
     assert node.view.seq == len(records) and node.view.digest() == elm.state.digest()
+
+
+def test_elm_rebuild_from_a_snapshot_plus_tail_equals_a_full_fold():
+    """Invariant 3: snapshot + tail gives the same state as folding everything; a snapshot that
+    does not match the log (other hash) is not used."""
+    from projections import state as proj
+    from projections.state import ClusterState
+
+    records = seal(creation() + joined("n2") + [group("web"), group("db")])
+    full = EventLogManagerCore("n1", ProtocolSettings(), records)
+    snap = proj.fold(ClusterState(), records[:5])
+    from_snapshot = EventLogManagerCore("n1", ProtocolSettings(), records, snap)
+    assert from_snapshot.state.digest() == full.state.digest() and from_snapshot.head_seq == len(records)
+    foreign = proj.fold(ClusterState(), seal(creation(members=("x1",)))[:5])
+    ignored = EventLogManagerCore("n1", ProtocolSettings(), records, foreign)
+    assert ignored.state.digest() == full.state.digest()

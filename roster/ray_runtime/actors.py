@@ -6,6 +6,7 @@ Names in namespace `roster`: `quorum`, `elm:<id>`, `node:<id>`. Control-plane ac
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -19,7 +20,9 @@ from actors.effects import Persist, PersistOwnership, SetAsideReplica
 from actors.event_log_manager import EventLogManagerCore
 from actors.quorum import QuorumCore
 from actors.settings import ProtocolSettings
+from events import snapshot_store
 from events.log import EventLog
+from projections.state import ClusterState
 from roster.datadir import read_secret
 from roster.ray_runtime.shell import EffectRunner, now_ms
 
@@ -77,7 +80,11 @@ class ElmActor:
         self.dir = Path(data_dir) / "nodes" / node_id
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = EventLog.open(self.dir / "log")
-        self.core = EventLogManagerCore(node_id, ProtocolSettings(**settings), list(self.log.iter_from(1)))
+        snapshot, warnings = snapshot_store.load_newest_valid(self.log.path, self.log.record_hash)
+        for warning in warnings:  # a stale or corrupt snapshot is skipped, never trusted
+            log.warning("elm:%s: %s", node_id, warning)
+        self.core = EventLogManagerCore(node_id, ProtocolSettings(**settings), list(self.log.iter_from(1)), snapshot)
+        self.snapshot_seq = snapshot.seq if snapshot else 0
         self.shell = EffectRunner(m.elm_addr(node_id), self.core.step, persist=self._persist)
 
     def _persist(self, e: Any) -> None:
@@ -90,6 +97,20 @@ class ElmActor:
 
     async def deliver(self, sender: str, msg: m.Message) -> None:
         self.shell.deliver(sender, msg)
+        if snapshot_store.due(self.snapshot_seq, self.core.head_seq):
+            # Copied here, on the actor's loop, so the thread writes a consistent state. A
+            # snapshot ahead of the durable log is ignored on load (its hash is not in the log).
+            state = self.core.state
+            self.snapshot_seq = state.seq
+            copy = ClusterState(state.config.copy(), state.membership.copy())
+            asyncio.get_running_loop().run_in_executor(None, self._write_snapshot, copy)
+
+    def _write_snapshot(self, state: ClusterState) -> None:
+        try:
+            snapshot_store.write_snapshot(self.log.path, state)
+            snapshot_store.prune(self.log.path)
+        except OSError as exc:
+            log.warning("elm:%s: snapshot at seq %d not written: %s", self.node_id, state.seq, exc)
 
     async def records(self, from_seq: int = 1) -> list:
         return self.core.records[max(from_seq, 1) - 1:]
