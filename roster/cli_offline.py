@@ -18,9 +18,9 @@ from events.log import CorruptLogError, LogLockedError, repair_log, verify_log
 from events.record import Record
 from events.types import EVENT_TYPES
 from projections import replay
-from roster import logdir
+from roster import logdir, remote_log
 from roster.logdir import LogReader, NotALogError, ReplayReport
-from projections.state import ClusterState
+from projections.state import ClusterState, fold
 from roster.errors import UserError
 
 EXIT_FAILED = 1  # the command ran and found a problem
@@ -192,6 +192,12 @@ EVENT_HEADERS = ("SEQ", "EPOCH", "TS", "TYPE", "NODE", "BY", "DATA")
 def cmd_events(args: argparse.Namespace) -> int:
     if args.type is not None and args.type not in EVENT_TYPES:
         raise UserError(f"unknown event type {args.type!r} (one of: {', '.join(sorted(EVENT_TYPES))})")
+    _one_source(args)
+    if args.follow:
+        return _follow(args)
+    if args.url is not None:
+        records: Iterable[Record] = remote_log.iter_remote(args.url, args.from_seq, type_=args.type, node=args.node)
+        return _print_events(records, args)
     reader = _open(args.logdir)
     if args.from_seq < 1 or args.from_seq > max(reader.head_seq, 1):
         raise UserError(f"--from {args.from_seq} is outside the log (seqs 1..{reader.head_seq})")
@@ -199,12 +205,31 @@ def cmd_events(args: argparse.Namespace) -> int:
         records = (r for r in reader.iter_records(args.from_seq)
                    if (args.type is None or r.event.type == args.type)
                    and (args.node is None or replay.names_node(r, args.node)))
-        if args.json:  # one record per line, the envelope as in the log: ready for jq
-            for r in records:
-                sys.stdout.write(codec.encode(r).decode() + "\n")
-        else:
-            _stream_table(EVENT_HEADERS, (_event_row(r) for r in records), sys.stdout)
+        return _print_events(records, args)
+
+
+def _print_events(records: Iterable[Record], args: argparse.Namespace) -> int:
+    if args.json:  # one record per line, the envelope as in the log: ready for jq
+        for r in records:
+            sys.stdout.write(codec.encode(r).decode() + "\n")
+    else:
+        _stream_table(EVENT_HEADERS, (_event_row(r) for r in iter(records)), sys.stdout)
     return 0
+
+
+def _one_source(args: argparse.Namespace) -> None:
+    if (args.logdir is None) == (args.url is None):
+        raise UserError("give either LOGDIR (a log on disk) or --url (a running node), not both or neither")
+    if getattr(args, "follow", False) and args.url is None:
+        raise UserError("--follow needs --url: only a running cluster has new events to follow")
+
+
+def _follow(args: argparse.Namespace) -> int:
+    """`events --follow --url`: the live stream, resumed after drops (see `roster watch`)."""
+    from roster.cli_cluster import cmd_watch
+
+    args.max_events = None
+    return cmd_watch(args)
 
 
 def _stream_table(headers: Sequence[str], rows: Iterator[list[str]], out: TextIO) -> None:
@@ -232,15 +257,38 @@ def _rebuild(reader: LogReader, seq: int, args: argparse.Namespace) -> tuple[Clu
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    _one_source(args)
+    if args.url is not None:
+        return _replay_remote(args)
     reader = _open(args.logdir)
     seq = _seq_or_time(reader, str(args.to) if args.to is not None else args.at)
     state, report = _rebuild(reader, seq, args)
+    source = (f"snapshot at seq {report.snapshot_seq} + {report.applied:,} events" if report.snapshot_seq is not None
+              else f"{report.applied:,} events")
+    return _print_replay(state, reader.head_seq, source, args)
+
+
+def _replay_remote(args: argparse.Namespace) -> int:
+    """Fold the running node's records up to the seq (or time) asked for, as a local replay would."""
+    head = remote_log.remote_head(args.url)
+    if args.to is not None and not 0 <= args.to <= head:
+        raise UserError(f"--to {args.to} is outside the log (seqs 0..{head})")
+    limit = replay.parse_time(args.at) if args.at is not None else None
+    state = ClusterState()
+    chosen = []
+    for r in remote_log.iter_remote(args.url, 1, to_seq=args.to if args.to is not None else head):
+        if limit is not None and replay.parse_time(r.ts) > limit:
+            break
+        chosen.append(r)
+    state = fold(state, chosen)
+    return _print_replay(state, head, f"{len(chosen):,} events from {args.url}", args)
+
+
+def _print_replay(state: ClusterState, head: int, source: str, args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(state.to_dict())
         return 0
-    source = (f"snapshot at seq {report.snapshot_seq} + {report.applied:,} events" if report.snapshot_seq is not None
-              else f"{report.applied:,} events")
-    print(f"seq {state.seq} of {reader.head_seq}  ts {state.membership.ts or '-'}  hash {state.hash}  ({source})")
+    print(f"seq {state.seq} of {head}  ts {state.membership.ts or '-'}  hash {state.hash}  ({source})")
     _print_config(state)
     _print_membership(state)
     return 0
@@ -331,8 +379,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--repair", action="store_true", help="cut a torn tail (its bytes are kept in a side file)")
     p.set_defaults(func=cmd_verify)
 
-    p = subparsers.add_parser("events", help="list the events of a log")
-    p.add_argument("logdir", metavar="LOGDIR")
+    p = subparsers.add_parser("events", help="list the events of a log (LOGDIR) or of a running node (--url)")
+    p.add_argument("logdir", metavar="LOGDIR", nargs="?")
+    p.add_argument("--url", help="a running node's HTTP address instead of LOGDIR")
+    p.add_argument("--follow", action="store_true", help="with --url: keep printing events as they commit")
     p.add_argument("--from", dest="from_seq", type=_seq, default=1, metavar="SEQ")
     p.add_argument("--type", metavar="TYPE", help="only events of this type (e.g. NodeJoined)")
     p.add_argument("--node", metavar="NODE", help="only events about this node")
@@ -340,7 +390,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_events)
 
     p = subparsers.add_parser("replay", help="the configuration database and membership at a seq or time")
-    p.add_argument("logdir", metavar="LOGDIR")
+    p.add_argument("logdir", metavar="LOGDIR", nargs="?")
+    p.add_argument("--url", help="a running node's HTTP address instead of LOGDIR")
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--to", type=_seq, metavar="SEQ")
     when.add_argument("--at", metavar="TIME", help="ISO-8601; the state after the last record at or before it")

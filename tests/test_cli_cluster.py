@@ -180,3 +180,31 @@ def test_watch_reconnects_with_last_event_id(capsys, monkeypatch):
     assert code == 0, err
     assert [json.loads(line)["seq"] for line in out.splitlines()] == [1, 2, 3, 4, 5, 6, 7]
     assert seen_ids == [None, "2", "4", "6"]
+
+
+def test_events_and_replay_against_a_running_node_match_the_log_on_disk(capsys, server, data_dir, tmp_path):
+    """`roster events --url` and `roster replay --url --to SEQ` read the live node's records and
+    give what the offline verbs give on the same log written to disk."""
+    from events.log import EventLog
+
+    admin(capsys, server, data_dir, "pause", "n2")
+    records = list(server.cluster.world.qdisk.records[: server.cluster.feed.seq])
+    logdir = tmp_path / "log"
+    with EventLog.open(logdir, fsync=False) as log:
+        log.append_records(records)
+    seq = len(records) - 1
+    code, live, err = run(capsys, "replay", "--url", server.url, "--to", seq, "--json")
+    assert code == 0, err
+    code, offline, err = run(capsys, "replay", logdir, "--to", seq, "--json")
+    assert code == 0, err
+    assert json.loads(live) == json.loads(offline)
+    code, out, err = run(capsys, "events", "--url", server.url, "--type", "NodePaused", "--json")
+    assert code == 0, err
+    assert [json.loads(line)["node"] for line in out.splitlines()] == ["n2"]
+
+
+def test_events_needs_exactly_one_source(capsys, server, tmp_path):
+    code, _, err = run(capsys, "events", tmp_path, "--url", server.url)
+    assert code == 2 and "either LOGDIR" in err and "Traceback" not in err
+    code, _, err = run(capsys, "events", tmp_path, "--follow")
+    assert code == 2 and "--follow needs --url" in err
