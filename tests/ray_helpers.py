@@ -56,7 +56,18 @@ def wait_for(predicate: Callable[[], Any], timeout_s: float, what: str, period_s
         if value:
             return value
         time.sleep(period_s)
-    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout_s:g} s waiting for {what}\n{_recent_log()}")
+
+
+def _recent_log(last: int = 25) -> str:
+    """The tail of the quorum log, to see why a wait timed out."""
+    try:
+        records = quorum_records()[-last:]
+    except Exception as exc:  # noqa: BLE001 - the quorum may be the thing that is down
+        return f"(no quorum log: {exc})"
+    rows = [f"  {r.seq:>5} e{r.epoch} {r.ts[11:23]} {r.event.type:<18} {r.node or '-':<4} "
+            f"{r.event.model_dump(exclude={'type', 'v'})}" for r in records]
+    return "quorum log tail:\n" + "\n".join(rows)
 
 
 def leader_of(node_ids: list[str]) -> str | None:
