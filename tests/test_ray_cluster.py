@@ -113,7 +113,7 @@ def test_worker_removed_misses_then_one_regroup_then_its_group_moves(cluster):
     victim = next(n for n in MEMBERS if n != leader)
     reply = admin(leader, "group-move", group="web", node=victim)
     assert reply.ok or reply.status == 409, reply
-    wait_for(lambda: (status(victim) or {}).get("running") == ["web"], 30, f"web to run on {victim}")
+    wait_for(lambda: (status(victim) or {}).get("running") == ["web"], 90, f"web to run on {victim}")
     start = quorum_records()[-1].seq
     cluster["cluster"].remove_node(cluster["workers"][victim], allow_graceful=False)
     cluster["removed"] = victim
