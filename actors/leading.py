@@ -25,6 +25,9 @@ REGROUP_TIMER = "regroup"
 MISS_TIMER = "misses"
 MISS_CHECKS_PER_INTERVAL = 4
 SEEN_REQUESTS_MAX = 1000
+RENEW_TIMER = "renew"
+LEASE_TIMER = "lease"
+RENEWS_PER_LEASE = 6  # lease 3 intervals: a renewal every half interval
 GROUP_NAME_MAX_CHARS = 64
 
 
@@ -75,7 +78,7 @@ class LeaderMixin:
         exited = [n for n in others if n in self.exits_seen]
         drafts += [draft(ev.NodeExited(), by=self.id, node=n) for n in exited]
         self.outbox += drafts
-        out: list[Effect] = [Send(m.QUORUM, m.RenewLease(node=self.id, epoch=self.epoch, sent_at=now))]
+        out: list[Effect] = self._renew(now) + [SetTimer(LEASE_TIMER, self.lease_until)]
         if old not in (None, self.id) and old not in self.exits_seen and [n for n in others if n not in exited]:
             self.suspect = old  # its lease ran out, so it has stopped its groups
             out += self._start_regroup(now, "leader takeover")
@@ -140,14 +143,25 @@ class LeaderMixin:
     def _leader_tick(self: NodeCore, now: int) -> list[Effect]:
         if now >= self.lease_until:
             return self._step_down(now, "quorum lease expired")
-        out: list[Effect] = [Send(m.QUORUM, m.RenewLease(node=self.id, epoch=self.epoch, sent_at=now))]
-        out += self._count_misses(now)
+        out = self._count_misses(now)
         self._check_lag(now, out)
         return out
 
+    def _renew(self: NodeCore, now: int) -> list[Effect]:
+        """Renew several times per lease, so one slow answer does not cost the leadership."""
+        if self.role != "leader":
+            return []
+        if now >= self.lease_until:
+            return self._step_down(now, "quorum lease expired")
+        period = max(self.settings.lease_ms // RENEWS_PER_LEASE, 1)
+        return [Send(m.QUORUM, m.RenewLease(node=self.id, epoch=self.epoch, sent_at=now)),
+                SetTimer(RENEW_TIMER, now + period)]
+
     def _lease_renewed(self: NodeCore, msg: m.LeaseRenewed, now: int, sender: str) -> list[Effect]:
-        if self.role == "leader" and msg.epoch == self.epoch:
-            self.lease_until = max(self.lease_until, msg.sent_at + self.settings.lease_ms)
+        if self.role == "leader" and msg.epoch == self.epoch and msg.sent_at + self.settings.lease_ms > self.lease_until:
+            self.lease_until = msg.sent_at + self.settings.lease_ms
+            # Wake exactly when the lease would end, so our groups stop then and not a tick later.
+            return [SetTimer(LEASE_TIMER, self.lease_until)]
         return []
 
     def _lease_lost(self: NodeCore, msg: m.LeaseLost, now: int, sender: str) -> list[Effect]:

@@ -171,6 +171,10 @@ class NodeCore(JoiningMixin, LeaderMixin):
             return self._leave(now)  # the commit did not come in time: leave all the same
         if msg.key == "misses":
             return self._count_misses(now) if self.role == "leader" else []
+        if msg.key == "renew":
+            return self._renew(now)
+        if msg.key == "lease":
+            return self._step_down(now, "quorum lease expired") if self.role == "leader" and now >= self.lease_until else []
         return self._join_timer(msg.key, now)  # CONTACT_TIMER only re-checks the groups
 
     def _tick(self, now: int) -> list[Effect]:

@@ -129,12 +129,15 @@ def up(args: argparse.Namespace) -> int:
               "members": list(ident.members), "create": created, "settings": settings,
               "placement": "per-ray-node" if args.address else "local", "nodes": len(ident.members),
               "http_host": args.http_host, "http_port": args.http_port, "token": token, "auto_add": args.auto_add}
+    stop: list[int] = []
+    if not args.detach:  # before anything is printed: a Ctrl-C right after "Online" must leave cleanly
+        _catch_signals(stop)
     sup, desc = start_cluster(config)
     statuses = wait_all_online(sorted(desc["nodes"]))
     _print_up(args, ident, created, desc, statuses)
     if args.detach:
         return 0
-    return _foreground(sup)
+    return _foreground(sup, stop)
 
 
 def _print_up(args: argparse.Namespace, ident: Any, created: bool, desc: dict[str, Any], statuses: dict[str, Any]) -> None:
@@ -150,14 +153,16 @@ def _print_up(args: argparse.Namespace, ident: Any, created: bool, desc: dict[st
     sys.stdout.flush()
 
 
-def _foreground(sup: Any) -> int:
-    import ray
-
+def _catch_signals(stop: list[int]) -> None:
     # A plain flag: a signal handler that takes a lock (threading.Event.set) can deadlock with
     # the main thread waiting on that same lock.
-    stop: list[int] = []
     signal.signal(signal.SIGINT, lambda signum, _frame: stop.append(signum))
     signal.signal(signal.SIGTERM, lambda signum, _frame: stop.append(signum))
+
+
+def _foreground(sup: Any, stop: list[int]) -> int:
+    import ray
+
     while not stop:
         time.sleep(POLL_PERIOD_S)
     print("leaving: ClusterExit from every node ...", flush=True)

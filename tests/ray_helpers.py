@@ -14,7 +14,7 @@ from roster.ray_runtime.shell import NAMESPACE
 from roster.ray_runtime.supervisor import NODE_RESOURCE_PREFIX
 
 FAST_HEALTH = {"health_check_period_ms": 500, "health_check_failure_threshold": 3, "health_check_initial_delay_ms": 0}
-TEST_SETTINGS = {"heartbeat_interval_ms": 200, "heartbeat_misses_before_regroup": 5}
+TEST_SETTINGS = {"heartbeat_interval_ms": 300, "heartbeat_misses_before_regroup": 5}
 
 
 def worker_args(node_id: str) -> dict[str, Any]:
@@ -78,5 +78,15 @@ def leader_of(node_ids: list[str]) -> str | None:
     return None
 
 
+ADMIN_RETRIES = 20
+ADMIN_RETRY_S = 0.5
+
+
 def admin(via: str, op: str, **args: Any) -> m.AdminReply:
-    return ray.get(node(via).admin.remote(op, args), timeout=30)
+    """An admin command, retried while the answer is 503 (no leader right now), as a client would."""
+    for _ in range(ADMIN_RETRIES):
+        reply = ray.get(node(via).admin.remote(op, args), timeout=30)
+        if reply.status != 503:
+            return reply
+        time.sleep(ADMIN_RETRY_S)
+    return reply

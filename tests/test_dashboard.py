@@ -177,7 +177,22 @@ def _wait_history_seq(page: Any, seq: int) -> None:
     page.wait_for_selector(f"#history[data-seq='{seq}']", timeout=5_000)
 
 
+ADMIN_RETRIES = 20
+ADMIN_RETRY_S = 0.5
+
+
 def _http(url: str, method: str = "GET", body: dict | None = None, token: str | None = None) -> tuple[int, Any]:
+    """One request; an admin POST answered 503 (no leader at this moment, e.g. while a loaded
+    machine delays the quorum lease) is retried as a client would."""
+    for _ in range(ADMIN_RETRIES if method != "GET" else 1):
+        status, doc = _http_once(url, method, body, token)
+        if status != 503:
+            break
+        time.sleep(ADMIN_RETRY_S)
+    return status, doc
+
+
+def _http_once(url: str, method: str, body: dict | None, token: str | None) -> tuple[int, Any]:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     data = None
     if body is not None:
@@ -305,7 +320,7 @@ def up_cluster(tmp_path_factory) -> Iterator[Up]:
     data_dir = tmp_path_factory.mktemp("dashboard") / "data"
     env = dict(os.environ, RAY_AUTH_MODE="disabled", PYTHONUNBUFFERED="1")
     cmd = [sys.executable, "-m", "roster.cli", "up", "--nodes", "3", "--data-dir", str(data_dir),
-           "--http-port", str(UP_HTTP_PORT), "--heartbeat-ms", "200"]
+           "--http-port", str(UP_HTTP_PORT), "--heartbeat-ms", "300"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     up = Up(proc, data_dir)
     try:
