@@ -7,12 +7,22 @@ its replay command and a final tally. Results go into docs/benchmarks.md by hand
 from __future__ import annotations
 
 import argparse
+import signal
 import time
 
 from roster.sim.scenario import FAULT_KINDS, run_seed
 
 NODES = 5
 DURATION_MS = 20_000
+SEED_WALL_LIMIT_S = 120  # a seed that runs longer is reported as a hang (a loop at one virtual instant)
+
+
+class SeedHung(Exception):
+    pass
+
+
+def _alarm(signum, frame):
+    raise SeedHung()
 
 
 def main() -> None:
@@ -21,8 +31,17 @@ def main() -> None:
     ap.add_argument("--count", type=int, default=20000)
     args = ap.parse_args()
     t0, bad = time.time(), 0
+    signal.signal(signal.SIGALRM, _alarm)
     for seed in range(args.start, args.start + args.count):
-        r = run_seed(seed, NODES, FAULT_KINDS, DURATION_MS)
+        signal.alarm(SEED_WALL_LIMIT_S)
+        try:
+            r = run_seed(seed, NODES, FAULT_KINDS, DURATION_MS)
+        except SeedHung:
+            bad += 1
+            print(f"seed {seed}: still running after {SEED_WALL_LIMIT_S} s of wall time (a hang?)", flush=True)
+            continue
+        finally:
+            signal.alarm(0)
         if not r.ok:
             bad += 1
             print(f"seed {seed}: {r.violation}\n  replay: roster simulate --seed {seed} --nodes {NODES} "

@@ -33,7 +33,7 @@ from roster.http import dashboard
 from roster.http.app import create_app, serve
 from roster.http.feed import ReplicaFeed
 from roster.http.openapi import document
-from tests.http_support import AUTH, TOKEN, LiveServer, SimCluster, client_for, refuse_admin, static_health
+from tests.http_support import TOKEN, LiveServer, SimCluster, client_for, refuse_admin, static_health
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = REPO / "artifacts" / "dashboard"
