@@ -36,22 +36,24 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import datetime, timezone
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-import ray  # noqa: E402
+import ray
 
-from actors import messages as m  # noqa: E402
-from actors.settings import ProtocolSettings  # noqa: E402
-from events.log import verify_log  # noqa: E402
-from roster.cli_up import start_cluster, wait_all_online  # noqa: E402
-from roster.ray_runtime.shell import NAMESPACE  # noqa: E402
-from tests.ray_helpers import FAST_HEALTH, roster_config, worker_args  # noqa: E402
+from actors import messages as m
+from actors.settings import ProtocolSettings
+from events.log import verify_log
+from roster.cli_up import start_cluster, wait_all_online
+from roster.ray_runtime.shell import NAMESPACE
+from tests.ray_helpers import FAST_HEALTH, roster_config, worker_args
 
 MEMBERS = ["n1", "n2", "n3"]
 GROUP = "web"
@@ -78,7 +80,7 @@ def load_avg() -> str:
 
 
 def wall_of(ts: str) -> float:
-    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+    return datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
 
 
 def pct(values: list[float], p: float) -> float:
@@ -267,14 +269,20 @@ def _failover_trial(c: Any, workers: dict[str, Any], i: int, crash: str) -> dict
            "node_proc_gone_ms": round(node_gone * 1000) if node_gone is not None else None,
            "all_procs_gone_ms": round(all_gone * 1000) if all_gone is not None else None,
            "misses": misses, "regroups": len(regroups), "other_down": other_down}
+    if node_gone is not None:  # Roster's own detection, counted from when its NodeActor really died
+        row["failover_after_exit_ms"] = row["failover_ms"] - row["node_proc_gone_ms"]
     # Add the worker back under the same Roster id; the reconciler starts its Node + ELM there.
     r0 = time.monotonic()
     workers[victim] = c.add_node(**worker_args(victim))
     row["ray_node_add_ms"] = round((time.monotonic() - r0) * 1000)
-    wait_for(lambda: (lambda s: s and s["state"] == "Online" and s["role"] == "follower")(status(victim)),
-             REJOIN_TIMEOUT_S, f"{victim} to rejoin", period_s=0.1)
+    wait_for(lambda: _online_follower(victim), REJOIN_TIMEOUT_S, f"{victim} to rejoin", period_s=0.1)
     row["rejoin_ms"] = round((time.monotonic() - r0) * 1000)
     return row
+
+
+def _online_follower(node_id: str) -> bool:
+    s = status(node_id)
+    return bool(s and s["state"] == "Online" and s["role"] == "follower")
 
 
 # --- 2. Ray's own detection at its defaults -----------------------------------------------------
@@ -355,6 +363,49 @@ def _one_up(data_dir: Path, port: int, tmp: Path, label: str) -> dict[str, Any]:
             "created": any(" created;" in x for x in out)}
 
 
+_UP_STEPS = r"""
+import json, sys, time
+t0 = time.monotonic()
+from pathlib import Path
+import argparse
+from roster import cli_up
+from roster.datadir import init_data_dir, token_path
+ray_imported = time.monotonic()
+import ray
+data = Path(sys.argv[1]); port = int(sys.argv[2])
+members = ("n1", "n2", "n3")
+ident, created = init_data_dir(data, "roster", members)
+t_init = time.monotonic()
+cli_up._init_ray(None)
+t_ray = time.monotonic()
+args = argparse.Namespace(heartbeat_ms=1000, misses=5)
+config = {"data_dir": str(data.resolve()), "cluster_id": ident.cluster_id, "cluster_name": ident.name,
+          "members": list(ident.members), "create": created, "settings": cli_up._settings(args), "placement": "local",
+          "nodes": 3, "http_host": "127.0.0.1", "http_port": port, "token": token_path(data).read_text().strip(),
+          "auto_add": False}
+sup, desc = cli_up.start_cluster(config)
+t_sup = time.monotonic()
+cli_up.wait_all_online(sorted(desc["nodes"]))
+t_online = time.monotonic()
+ray.get(sup.down.remote(True))
+cli_up._kill_all()
+ray.shutdown()
+print(json.dumps({"imports_s": t_init - t0, "ray_init_s": t_ray - t_init, "start_cluster_s": t_sup - t_ray,
+                  "wait_all_online_s": t_online - t_sup, "total_s": t_online - t0}))
+"""
+
+
+def _up_breakdown(data_dir: Path, port: int, tmp: Path) -> dict[str, Any]:
+    """The steps of `roster up` timed one by one (the same calls, in a child process)."""
+    env = dict(os.environ, RAY_AUTH_MODE="disabled")
+    with open(tmp / "up-steps.stderr", "w") as err:
+        out = subprocess.run([sys.executable, "-c", _UP_STEPS, str(data_dir), str(port)], stdout=subprocess.PIPE,
+                             stderr=err, text=True, env=env, timeout=UP_TIMEOUT_S, cwd=tmp, start_new_session=True,
+                             check=True)
+    line = [x for x in out.stdout.splitlines() if x.startswith("{")][-1]
+    return {k: round(v, 2) for k, v in json.loads(line).items()}
+
+
 def bench_up(runs: int, port: int) -> dict[str, Any]:
     load_start = load_avg()
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-up-"))
@@ -365,9 +416,11 @@ def bench_up(runs: int, port: int) -> dict[str, Any]:
             log(f"roster up: {rows[-1]}")
         rows.append(_one_up(tmp / "data0", port, tmp, "resume of fresh 1"))
         log(f"roster up: {rows[-1]}")
+        steps = [_up_breakdown(tmp / f"steps{i}", port, tmp) for i in range(max(1, runs - 1))]
+        log(f"roster up steps: {steps}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"rows": rows, "load_start": load_start, "load_end": load_avg()}
+    return {"rows": rows, "steps": steps, "load_start": load_start, "load_end": load_avg()}
 
 
 # --- 4. join ------------------------------------------------------------------------------------
@@ -471,7 +524,9 @@ def _join_n3(data: Path, cluster_id: str, settings: dict[str, int], handles: dic
             "joined_ts_ms": round((wall_of(joined[-1].ts) - w0) * 1000) if joined else None,
             "mode": sy.mode if sy else None, "from_seq": sy.from_seq if sy else None, "to_seq": sy.to_seq if sy else None,
             "span": (sy.to_seq - sy.from_seq + 1) if sy else None, "syncs": len(synced), "rejections": len(rejected),
-            "sponsor": sy.sponsor if sy else None}
+            "sponsor": sy.sponsor if sy else None,
+            "n3_events": dict(Counter(r.event.type for r in recs if r.node == "n3")),
+            "other_events": dict(Counter(f"{r.event.type}({r.node})" for r in recs if r.node != "n3"))}
 
 
 def _wait_down(since: int, timeout_s: float = 60) -> None:
@@ -539,7 +594,8 @@ def report_failover(res: dict[str, Any]) -> str:
     summary = []
     for key, what in (("failover_ms", "removal -> group running elsewhere"), ("node_down_ms", "removal -> NodeDown (quorum ts)"),
                       ("group_moved_ms", "removal -> GroupMoved (quorum ts)"), ("ray_dead_ms", "removal -> ray.nodes() Alive False"),
-                      ("node_proc_gone_ms", "removal -> NodeActor process gone"), ("rejoin_ms", "add_node -> back Online follower")):
+                      ("node_proc_gone_ms", "removal -> NodeActor process gone"),
+                      ("failover_after_exit_ms", "NodeActor process gone -> group running elsewhere"), ("rejoin_ms", "add_node -> back Online follower")):
         v = [r[key] for r in rows if r.get(key) is not None]
         if not v:
             continue
@@ -561,18 +617,27 @@ def report_ray_defaults(res: dict[str, Any]) -> str:
 
 def report_up(res: dict[str, Any]) -> str:
     cols = ["run", "online_s", "stop_s", "rc", "left", "created"]
+    steps = ["imports_s", "ray_init_s", "start_cluster_s", "wait_all_online_s", "total_s"]
     return (f"roster up --nodes 3 (load {res['load_start']} -> {res['load_end']})\n"
-            + table(cols, [[r[c] for c in cols] for r in res["rows"]]))
+            + table(cols, [[r[c] for c in cols] for r in res["rows"]]) + "\n\nthe same steps timed one by one (fresh dir)\n"
+            + table(steps, [[r[c] for c in steps] for r in res.get("steps", [])]))
 
 
 def report_join(res: dict[str, Any]) -> str:
     cols = ["case", "log_head", "replica_seq", "behind", "elm_open_ms", "start_call_ms", "online_ms", "joined_ts_ms",
-            "mode", "from_seq", "to_seq", "span", "syncs", "rejections"]
+            "mode", "from_seq", "to_seq", "span", "syncs", "n3_joined", "n3_missed", "n3_down"]
+    for r in res["rows"]:
+        ev = r.get("n3_events", {})
+        r["n3_joined"], r["n3_missed"], r["n3_down"] = ev.get("NodeJoined", 0), ev.get("HeartbeatMissed", 0), ev.get("NodeDown", 0)
     g = res["grow"]
     text = [f"join (settings {res['settings']}; load {res['load_start']} -> {res['load_end']})",
             f"log grown to {g.get('head')} events in {g.get('seconds')} s with {g.get('commands')} admin commands "
             f"({g.get('failed')} failed; {g.get('events_per_create_delete')} events per create+delete)",
             table(cols, [[r[c] for c in cols] for r in res["rows"]])]
+    others = Counter()
+    for r in res["rows"]:
+        others.update(r.get("other_events", {}))
+    text.append(f"records about other nodes appended during the joins: {dict(others) or 'none'}")
     delta = [r for r in res["rows"] if r["case"].endswith("behind")]
     if delta:
         worst = max(r["online_ms"] for r in delta)
@@ -593,10 +658,13 @@ def main() -> int:
     ap.add_argument("--behind", type=int, default=100, help="events the rejoining replica misses (default 100)")
     ap.add_argument("--join-heartbeat-ms", type=int, default=1000, help="heartbeat interval of the join cluster")
     ap.add_argument("--up-runs", type=int, default=3)
+    ap.add_argument("--empty-trials", type=int, default=3, help="joins with an empty replica (default 3)")
+    ap.add_argument("--delta-trials", type=int, default=5, help="rejoins --behind events behind (default 5)")
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     args = ap.parse_args()
     parts = set(args.part.split(","))
-    trials, up_runs, events, empty_trials, delta_trials, ray_def = args.trials, args.up_runs, args.events, 3, 5, 2
+    trials, up_runs, events, empty_trials, delta_trials, ray_def = (args.trials, args.up_runs, args.events,
+                                                                   args.empty_trials, args.delta_trials, 2)
     if args.quick:
         trials, up_runs, events, empty_trials, delta_trials, ray_def = min(trials, 3), 1, min(events, 1000), 1, 1, 1
     log(f"load {load_avg()}; parts {sorted(parts)}")

@@ -93,8 +93,10 @@ def start_cluster(config: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
     return sup, ray.get(sup.up.remote())
 
 
-def wait_all_online(node_ids: list[str], timeout_s: float = ALL_ONLINE_TIMEOUT_S) -> dict[str, dict[str, Any]]:
-    """Every node Online (or Paused) in its own replica, and one leader. Raises UserError on timeout."""
+def wait_all_online(node_ids: list[str], timeout_s: float = ALL_ONLINE_TIMEOUT_S,
+                    stop: list[int] | None = None) -> dict[str, dict[str, Any]]:
+    """Every node Online (or Paused) in its own replica, and one leader. Raises UserError on
+    timeout; returns early (with what it has) once `stop` holds a signal."""
     import ray
 
     from actors import messages as m
@@ -102,7 +104,7 @@ def wait_all_online(node_ids: list[str], timeout_s: float = ALL_ONLINE_TIMEOUT_S
 
     deadline = time.monotonic() + timeout_s
     statuses: dict[str, dict[str, Any]] = {}
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stop:
         statuses = {}
         for n in node_ids:
             try:
@@ -133,7 +135,9 @@ def up(args: argparse.Namespace) -> int:
     if not args.detach:  # before anything is printed: a Ctrl-C right after "Online" must leave cleanly
         _catch_signals(stop)
     sup, desc = start_cluster(config)
-    statuses = wait_all_online(sorted(desc["nodes"]))
+    statuses = wait_all_online(sorted(desc["nodes"]), stop=stop)
+    if stop:  # Ctrl-C while starting: leave with whatever came up
+        return _foreground(sup, stop)
     _print_up(args, ident, created, desc, statuses)
     if args.detach:
         return 0
