@@ -143,7 +143,7 @@ def _group_move(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Deci
     owner = gv.owner if gv else None
     if owner is None:
         prev = gv.last_owner if gv else None
-        if prev is not None and prev != target and not node._has_stopped(prev, gv.since_seq, view):
+        if prev is not None and prev != target and not node._has_stopped(prev, name, gv.since_seq, view):
             node.moving[name] = target  # placed there once its last owner has provably stopped it
             return m.AdminReply(request_id=msg.request_id, ok=True, seq=view.seq, status=202,
                                 detail=f"{name} moves to {target} once {prev} has stopped it")

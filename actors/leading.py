@@ -323,7 +323,7 @@ class LeaderMixin:
                     out.append(self._release(name, f"moving to {target}"))
                 continue
             prev = gv.owner or gv.last_owner
-            if prev is not None and not self._has_stopped(prev, gv.since_seq, view):
+            if prev is not None and not self._has_stopped(prev, name, gv.since_seq, view):
                 if gv.owner is not None:  # its owner is gone but may still run it: release, wait
                     out.append(self._release(name, f"owner {prev} left; waiting for it to stop"))
                 continue
@@ -340,12 +340,14 @@ class LeaderMixin:
     def _release(self: NodeCore, group: str, reason: str) -> Draft:
         return draft(ev.GroupStateChanged(group=group, state="Offline", reason=reason), by=self.id)
 
-    def _has_stopped(self: NodeCore, node: str, release_seq: int, view: ClusterState) -> bool:
-        """Proof that `node` no longer runs a group it owned until `release_seq`."""
+    def _has_stopped(self: NodeCore, node: str, group: str, release_seq: int, view: ClusterState) -> bool:
+        """Proof that `node` no longer runs `group`, which it owned until `release_seq`."""
         if node == self.id:
-            # Followers may read the release from the quorum log before we hear our append
-            # succeeded, so our own groups count as stopped only once our view has the release.
-            return self.view.seq >= release_seq
+            # Followers may read a release from the quorum log before we hear that our append
+            # succeeded, so ours is stopped only once it is not running here and our committed
+            # view no longer gives it to us (a leader that is leaving still runs its groups).
+            committed = self.view.membership.groups.get(group)
+            return group not in self.running and (committed is None or committed.owner != self.id)
         if node in self.exits_seen:
             return True  # an exiting node stops its groups before it says so
         if view.membership.is_full_member(node) and self.applied.get(node, 0) >= release_seq:
