@@ -57,13 +57,16 @@ class NodeIdentity:
 
 class NodeCore(JoiningMixin, LeaderMixin):
     def __init__(self, identity: NodeIdentity, settings: ProtocolSettings, *, entropy: bytes,
-                 records: list | None = None, create: CreateSpec | None = None) -> None:
+                 records: list | None = None, create: CreateSpec | None = None,
+                 view: ClusterState | None = None) -> None:
         self.id = identity.node_id
         self.me = m.node_addr(self.id)
         self.identity = identity
         self.settings = settings
         self.nonces = NonceSource(entropy)
-        self.view = proj.fold(ClusterState(), records or [])
+        # `view`: the replica's state as its ELM already folded it (a copy), so a restart does
+        # not fold the whole log a second time; otherwise fold `records`.
+        self.view = view if view is not None else proj.fold(ClusterState(), records or [])
         self.create = create
         self.role = "joining"
         self.epoch = self.view.membership.epoch

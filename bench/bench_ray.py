@@ -196,8 +196,9 @@ def _ok(reply: m.AdminReply) -> m.AdminReply | None:
 
 def _failover_trial(c: Any, workers: dict[str, Any], i: int, crash: str) -> dict[str, Any]:
     """crash "remove": only `remove_node(allow_graceful=False)`: Ray SIGKILLs the raylet, and the
-    node's worker processes (our actors) live on until they notice (up to ~1 s). crash "kill":
-    SIGKILL every process of that Ray node at once (a host that dies), then `remove_node`."""
+    node's worker processes (our actors) live on until they notice (Ray checks every 1 s:
+    `raylet_death_check_interval_milliseconds`). crash "kill": SIGKILL the raylet and every
+    process under it at once (a host that dies), then `remove_node`."""
     leader = wait_for(lambda: leader_of(MEMBERS), 30, "a leader")
     followers = [n for n in MEMBERS if n != leader]
     victim = followers[i % len(followers)]
@@ -217,7 +218,10 @@ def _failover_trial(c: Any, workers: dict[str, Any], i: int, crash: str) -> dict
 
     def remove() -> None:
         if crash == "kill":
-            for pid in procs:  # this Ray node's workers, which this script's Cluster started
+            # The raylet first, so it cannot notice its dying children and unregister itself from
+            # the GCS (then Ray would "detect" the death at once); then its workers, which this
+            # script's Cluster started.
+            for pid in [raylet_pid, *procs]:
                 try:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
@@ -277,6 +281,10 @@ def _failover_trial(c: Any, workers: dict[str, Any], i: int, crash: str) -> dict
     row["ray_node_add_ms"] = round((time.monotonic() - r0) * 1000)
     wait_for(lambda: _online_follower(victim), REJOIN_TIMEOUT_S, f"{victim} to rejoin", period_s=0.1)
     row["rejoin_ms"] = round((time.monotonic() - r0) * 1000)
+    row["leader_after"] = leader_of(MEMBERS)
+    after = quorum_records(head + 1)
+    row["events"] = [f"{r.seq}:{r.event.type}({r.node or ''})" for r in after
+                     if r.event.type not in ("HeartbeatMissed", "GroupStateChanged")]
     return row
 
 

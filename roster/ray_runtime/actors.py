@@ -115,5 +115,9 @@ class ElmActor:
     async def records(self, from_seq: int = 1) -> list:
         return self.core.records[max(from_seq, 1) - 1:]
 
+    async def replica(self) -> tuple[ClusterState, list]:
+        """The folded state and the records, for the node starting beside us (one call)."""
+        return self.core.state, self.core.records
+
     async def head(self) -> tuple[int, str]:
         return self.core.head_seq, self.core.head_hash

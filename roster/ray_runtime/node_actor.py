@@ -53,9 +53,10 @@ class NodeActor:
     async def start(self) -> dict[str, Any]:
         """S14: load the local replica (from this node's ELM), bring no group online, then join."""
         elm = await self._find_elm()
-        records = await elm.records.remote(1)
+        state, records = await elm.replica.remote()  # a copy: Ray passes it by value
         self.feed.append(records)
-        self.core = NodeCore(self.identity, self.settings, entropy=os.urandom(16), records=records, create=self.create)
+        self.core = NodeCore(self.identity, self.settings, entropy=os.urandom(16), records=records,
+                             create=self.create, view=state)
         self.shell = EffectRunner(self.me, self._step, on_group=self._group, on_stop=self._stopped,
                                   local={"AdminReply": self._admin_reply})
         self.shell.run(self.core.start(now_ms()))
