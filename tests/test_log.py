@@ -190,8 +190,9 @@ def test_closed_log_refuses_work(tmp_path: Path) -> None:
 def test_open_without_create_needs_the_directory(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
         EventLog.open(tmp_path / "missing", create=False)
-    with EventLog.open(tmp_path / "deep" / "log"):
-        pass
+    with EventLog.open(tmp_path / "deep" / "log") as log:
+        assert log.head_seq == 0
+    assert (tmp_path / "deep" / "log").is_dir()  # create=True makes the missing parents
 
 
 def test_group_commit_under_concurrency(tmp_path: Path) -> None:
