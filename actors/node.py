@@ -145,9 +145,9 @@ class NodeCore(JoiningMixin, LeaderMixin):
         out: list[Effect] = []
         if msg.batch_id is not None:
             out += self._batch_committed(msg.batch_id, msg.records, now)
-        return out + self._follow_view(now)
+        return out + self._follow_view(now, bool(fresh))
 
-    def _follow_view(self, now: int) -> list[Effect]:
+    def _follow_view(self, now: int, fresh: bool = False) -> list[Effect]:
         """React to what the log now says about this node and about the leader."""
         me = self.view.membership.nodes.get(self.id)
         if me is not None and me.evicted:
@@ -161,6 +161,8 @@ class NodeCore(JoiningMixin, LeaderMixin):
         if self.role in ("follower", "searching") and me is not None and me.state == "Offline":
             return self._begin_join(now)  # declared down while we were away: rejoin (S13)
         if self.role == "joining":
+            if fresh:  # the replica is moving (a large copy may take a while): the join is not stuck
+                self.join_started = now
             return self._check_admitted(now)
         if self.leaving and me is not None and me.state == "Offline":
             return self._leave(now)  # our NodeExited is committed: now tell the others and go

@@ -1,6 +1,7 @@
 """Roster on real Ray: failover, `roster up` to all Online, and joins. Not a test.
 
     .venv/bin/python bench/bench_ray.py [--trials 20] [--quick] [--part failover,ray-defaults,up,join]
+                                        [--crash remove,kill] [--join-heartbeat-ms 1000] [--events 10000]
 
 1. failover: `ray.cluster_utils.Cluster`, a head (num_cpus=1, fast Ray health checks) and
    three workers, one Roster node each (custom resource `roster-node-<id>`), heartbeats
@@ -9,6 +10,9 @@
    -> the group running on another node (statuses polled every 20 ms), removal -> its NodeDown
    (quorum record ts), removal -> `ray.nodes()` shows the Ray node dead. Then the worker is
    added back under the same resource name and the reconciler restarts the Roster node there.
+   Two ways to crash (`--crash`, both by default): "remove" is `remove_node` alone, after which
+   Ray leaves the node's worker processes (our actors) running for up to ~1 s; "kill" first
+   SIGKILLs the raylet and every process under it, as when a host dies.
 2. ray-defaults: Ray's own dead-node detection at its default health-check settings (a head
    and one worker, no Roster), for comparison.
 3. up: `roster up --nodes 3` as a subprocess (embedded Ray, fresh data dir), process start ->
@@ -163,13 +167,16 @@ def _descendants(root: int) -> dict[int, str]:
 
 # --- 1. failover ---------------------------------------------------------------------------------
 
-def bench_failover(trials: int, crash: str) -> dict[str, Any]:
+def bench_failover(trials: int, crash: str, raylet_check_ms: int | None = None) -> dict[str, Any]:
     from ray.cluster_utils import Cluster
 
     bound_ms = ProtocolSettings(**FAILOVER_SETTINGS).failover_bound_ms
     load_start = load_avg()
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-failover-"))
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "_system_config": FAST_HEALTH})
+    system_config = dict(FAST_HEALTH)
+    if raylet_check_ms is not None:  # how often a worker checks that its raylet lives (Ray default 1000)
+        system_config["raylet_death_check_interval_milliseconds"] = raylet_check_ms
+    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "_system_config": system_config})
     rows: list[dict[str, Any]] = []
     try:
         workers = {n: c.add_node(**worker_args(n)) for n in MEMBERS}
@@ -187,7 +194,8 @@ def bench_failover(trials: int, crash: str) -> dict[str, Any]:
         ray.shutdown()
         c.shutdown()
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"rows": rows, "bound_ms": bound_ms, "crash": crash, "load_start": load_start, "load_end": load_avg()}
+    return {"rows": rows, "bound_ms": bound_ms, "crash": crash, "raylet_check_ms": raylet_check_ms,
+            "load_start": load_start, "load_end": load_avg()}
 
 
 def _ok(reply: m.AdminReply) -> m.AdminReply | None:
@@ -283,8 +291,9 @@ def _failover_trial(c: Any, workers: dict[str, Any], i: int, crash: str) -> dict
     row["rejoin_ms"] = round((time.monotonic() - r0) * 1000)
     row["leader_after"] = leader_of(MEMBERS)
     after = quorum_records(head + 1)
-    row["events"] = [f"{r.seq}:{r.event.type}({r.node or ''})" for r in after
+    row["events"] = [f"{r.seq}:{r.event.type}({r.node or ''})@{round((wall_of(r.ts) - w0) * 1000)}" for r in after
                      if r.event.type not in ("HeartbeatMissed", "GroupStateChanged")]
+    row["ray_node_added_at_ms"] = round((r0 - m0) * 1000)
     return row
 
 
@@ -597,7 +606,8 @@ def report_failover(res: dict[str, Any]) -> str:
     rows, bound = res["rows"], res["bound_ms"]
     cols = ["trial", "leader", "victim", "failover_ms", "node_down_ms", "group_moved_ms", "ray_dead_ms", "node_proc_gone_ms",
             "remove_call_ms", "ray_node_add_ms", "rejoin_ms", "misses", "regroups", "other_down"]
-    text = [f"failover trials, crash={res['crash']} (bound {bound} ms; load {res['load_start']} -> {res['load_end']})",
+    check = f", raylet_death_check_interval_milliseconds={res['raylet_check_ms']}" if res.get("raylet_check_ms") else ""
+    text = [f"failover trials, crash={res['crash']}{check} (bound {bound} ms; load {res['load_start']} -> {res['load_end']})",
             table(cols, [[r.get(c) for c in cols] for r in rows]), ""]
     summary = []
     for key, what in (("failover_ms", "removal -> group running elsewhere"), ("node_down_ms", "removal -> NodeDown (quorum ts)"),
@@ -662,6 +672,8 @@ def main() -> int:
     ap.add_argument("--part", default="failover,ray-defaults,up,join", help="comma-separated parts to run")
     ap.add_argument("--crash", default="remove,kill",
                     help="how a worker dies: remove (remove_node only), kill (SIGKILL its processes too); both by default")
+    ap.add_argument("--raylet-death-check-ms", type=int,
+                    help="Ray's raylet_death_check_interval_milliseconds for the failover cluster (Ray's default 1000)")
     ap.add_argument("--events", type=int, default=10_000, help="log size for the join (default 10,000)")
     ap.add_argument("--behind", type=int, default=100, help="events the rejoining replica misses (default 100)")
     ap.add_argument("--join-heartbeat-ms", type=int, default=1000, help="heartbeat interval of the join cluster")
@@ -680,7 +692,7 @@ def main() -> int:
     reports: list[str] = []
     for crash in args.crash.split(","):
         if "failover" in parts:
-            results[f"failover_{crash}"] = bench_failover(trials, crash)
+            results[f"failover_{crash}"] = bench_failover(trials, crash, args.raylet_death_check_ms)
             reports.append(report_failover(results[f"failover_{crash}"]))
             print(reports[-1] + "\n", flush=True)
     if "ray-defaults" in parts:
