@@ -108,7 +108,8 @@ def _leave(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
         return name
     if not view.membership.is_full_member(name):
         return _err(msg, 409, "wrong_state", f"{name} is not Online or Paused")
-    return [], [Send(m.node_addr(name), msg)]  # the node itself sends ClusterExit (S21)
+    forwarded = msg.model_copy(update={"hops": msg.hops + 1})
+    return [], [Send(m.node_addr(name), forwarded)]  # the node itself sends ClusterExit (S21)
 
 
 def _group_create(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:

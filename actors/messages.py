@@ -248,6 +248,7 @@ class RegroupAck(Message):
 class ClusterExit(Message):
     node: str
     epoch: int
+    forwarded: bool = False  # relayed once by a follower to its leader, never again
 
 
 class EvictNotice(Message):
@@ -267,6 +268,7 @@ class AdminCommand(Message):
     args: dict[str, Any]
     request_id: str
     reply_to: str
+    hops: int = 0  # forwards so far: two nodes that each think the other leads must not loop
 
 
 class AdminReply(Message):

@@ -32,6 +32,7 @@ from projections.state import ClusterState
 TICK_TIMER = "tick"
 LEAVE_TIMER = "leave"
 LEAVE_COMMIT_WAIT_INTERVALS = 2
+ADMIN_FORWARD_MAX_HOPS = 3
 CONTACT_TIMER = "contact"
 ACTIVE_ROLES = frozenset({"leader", "follower", "searching"})
 STOPPED_ROLES = frozenset({"exited", "evicted"})
@@ -273,8 +274,9 @@ class NodeCore(JoiningMixin, LeaderMixin):
         if msg.node == self.leader and self.role in ("follower", "searching"):
             # The leader left on purpose and released the quorum: take over now, keep our groups.
             return self._ask_quorum(now, "searching")
-        if self.leader not in (None, self.id, msg.node):
-            return [Send(m.node_addr(self.leader), msg)]  # make sure the leader hears it (S22)
+        if self.leader not in (None, self.id, msg.node) and not msg.forwarded:
+            relay = msg.model_copy(update={"forwarded": True})
+            return [Send(m.node_addr(self.leader), relay)]  # make sure the leader hears it (S22)
         return []
 
     def _evicted(self, reason: str) -> list[Effect]:
@@ -296,8 +298,9 @@ class NodeCore(JoiningMixin, LeaderMixin):
             return [Send(msg.reply_to, reply)] + self._leave(now)
         if self.role == "leader":
             return self._leader_admin(msg, now)
-        if self.leader is not None and self.leader != self.id and self.role in ("follower", "searching"):
-            return [Send(m.node_addr(self.leader), msg)]
+        if self.leader is not None and self.leader != self.id and self.role in ("follower", "searching") \
+                and msg.hops < ADMIN_FORWARD_MAX_HOPS:
+            return [Send(m.node_addr(self.leader), msg.model_copy(update={"hops": msg.hops + 1}))]
         reply = m.AdminReply(request_id=msg.request_id, ok=False, status=503, error="no_leader",
                              detail=f"{self.id} knows no reachable leader (role {self.role})")
         return [Send(msg.reply_to, reply)]

@@ -24,6 +24,11 @@ from roster.sim.network import SimNetwork
 
 EPOCH_BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: virtual time 0, for readable `ts`
 CLIENT = "client"
+MAX_STEPS_PER_VIRTUAL_MS = 20_000  # more than this at one instant is a storm, not a cluster at work
+
+
+class Livelock(RuntimeError):
+    """Messages that breed messages at one virtual instant: a protocol bug."""
 
 
 @dataclass
@@ -61,6 +66,7 @@ class World:
         self.quorum_up = False
         self._queue: list[tuple[int, int, str, Any]] = []
         self._counter = 0
+        self._steps_this_ms = 0
         self._timers: dict[tuple[str, str], int] = {}
         self.running: dict[str, set[str]] = {}  # group -> servers running it right now
         self.steps = 0
@@ -130,6 +136,12 @@ class World:
         t_end = EPOCH_BASE_MS + elapsed_end
         while self._queue and self._queue[0][0] <= t_end:
             at, _, kind, payload = heapq.heappop(self._queue)
+            if at == self.now:
+                self._steps_this_ms += 1
+                if self._steps_this_ms > MAX_STEPS_PER_VIRTUAL_MS:
+                    raise Livelock(f"more than {MAX_STEPS_PER_VIRTUAL_MS} steps at {self.elapsed} ms: a message storm")
+            else:
+                self._steps_this_ms = 0
             self.now = at
             self.steps += 1
             if kind == "call":
