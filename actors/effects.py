@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.messages import Message
+from actors.resource_spec import ResourceSpec
 from events.record import Record
 
 
@@ -52,10 +53,42 @@ class StopGroup:
 
 
 @dataclass(frozen=True, slots=True)
+class StartResource:
+    """Start one resource of a group this node owns. The shell answers `ResourceStarted`
+    (running and its first health check passed) or `ResourceFailed(phase="start")`; it
+    health-checks a running resource every `spec.health.interval_ms` and reports a failure
+    as `ResourceFailed(phase="run"|"probe")`. It never restarts on its own: the core decides."""
+
+    group: str
+    spec: ResourceSpec
+    attempt: int  # 0: first start here; n: the n-th restart in place
+
+
+@dataclass(frozen=True, slots=True)
+class StopResource:
+    """Stop one resource (SIGTERM, then SIGKILL after `stop_timeout_ms`; whole process
+    group; or ray.kill). The shell answers `ResourceStopped` once it is provably gone."""
+
+    group: str
+    resource: str
+
+
+@dataclass(frozen=True, slots=True)
+class SetRunDeadline:
+    """Every resource on this node must be stopped by `at_ms` (this core's clock) unless a
+    later deadline replaces it. The shell enforces it beside the service (a watchdog that
+    does not need the node's own event loop), so a paused or cut-off node still stops its
+    services in time (S8c, invariant 4)."""
+
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class StopService:
     """The node's cluster service stops (planned leave done, or evicted)."""
 
     reason: str
 
 
-Effect = Send | SetTimer | Persist | PersistOwnership | SetAsideReplica | StartGroup | StopGroup | StopService
+Effect = (Send | SetTimer | Persist | PersistOwnership | SetAsideReplica | StartGroup | StopGroup | StopService
+          | StartResource | StopResource | SetRunDeadline)

@@ -256,6 +256,29 @@ class EvictNotice(Message):
     reason: str
 
 
+# --- Node <-> its resource host (the shell that runs resources) -----------------------------
+class ResourceStarted(Message):
+    group: str
+    resource: str
+    attempt: int
+    endpoint: str | None = None  # "host:port" a `process` resource with a port listens on
+
+
+class ResourceFailed(Message):
+    group: str
+    resource: str
+    attempt: int
+    phase: Literal["start", "run", "probe"]  # did not start / exited / health check failed
+    reason: str
+    exit_code: int | None = None
+
+
+class ResourceStopped(Message):
+    group: str
+    resource: str
+    forced: bool = False  # SIGKILL (or ray.kill) was needed after the stop timeout
+
+
 # --- Admin ----------------------------------------------------------------------------------
 AdminOp = Literal[
     "add-node", "pause", "resume", "evict", "leave",
