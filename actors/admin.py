@@ -1,14 +1,17 @@
-"""Admin commands, decided by the leader against the committed view.
+"""Admin commands, decided by the leader: pure functions of (view, command) returning a
+`Decision` — the drafts to append, messages to send, groups to move once stopped, or an
+answer now (a rejected command is an operating error, not an exception). HTTP-style
+statuses: 404 unknown node or group, 409 conflicts with the state, 422 malformed input.
 
-Each returns either an error reply (a rejected command is an operating error, not an
-exception) or the drafts to append plus any messages to send. HTTP-style statuses:
-404 unknown node or group, 409 conflicts with the state, 422 malformed input.
+The leader passes the view as it will be once its pending decisions commit, its own id,
+and `stopped(node, group, release_seq, view)`: its proof that a node no longer runs a group.
 """
 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass, field
+from typing import Callable
 
 from actors import messages as m
 from actors.effects import Effect, Send
@@ -17,125 +20,152 @@ from events import types as ev
 from events.record import Draft, draft
 from projections.state import ClusterState
 
-if TYPE_CHECKING:
-    from actors.node import NodeCore
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-Decision = m.AdminReply | tuple[list[Draft], list[Effect]]
-
-
-def _err(msg: m.AdminCommand, status: int, error: str, detail: str) -> m.AdminReply:
-    return m.AdminReply(request_id=msg.request_id, ok=False, status=status, error=error, detail=detail)
+NAME_MAX_CHARS = 64
+NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX_CHARS - 1}}}$")
+EVICT_REASON_MAX_CHARS = 200
+StopProof = Callable[[str, str, int, ClusterState], bool]
 
 
-def _name_arg(msg: m.AdminCommand, key: str) -> str | m.AdminReply:
+@dataclass(frozen=True)
+class Decision:
+    drafts: tuple[Draft, ...] = ()
+    effects: tuple[Effect, ...] = ()
+    moves: dict[str, str] = field(default_factory=dict)  # group -> target, once its owner stopped it
+    reply: m.AdminReply | None = None  # answered now: an error, or accepted without an append
+
+
+@dataclass(frozen=True)
+class Context:
+    view: ClusterState
+    leader: str
+    stopped: StopProof
+
+
+def release(group: str, reason: str, by: str) -> Draft:
+    """The first step of every move off a live owner: the group goes Offline there."""
+    return draft(ev.GroupStateChanged(group=group, state="Offline", reason=reason), by=by)
+
+
+def _accept(drafts: list[Draft], effects: list[Effect] = (), moves: dict[str, str] | None = None) -> Decision:
+    return Decision(tuple(drafts), tuple(effects), moves or {})
+
+
+def _err(msg: m.AdminCommand, status: int, error: str, detail: str) -> Decision:
+    return Decision(reply=m.AdminReply(request_id=msg.request_id, ok=False, status=status, error=error, detail=detail))
+
+
+def _name_arg(msg: m.AdminCommand, key: str) -> str | Decision:
     value = msg.args.get(key)
     if not isinstance(value, str) or not NAME_PATTERN.match(value):
-        return _err(msg, 422, "invalid_argument", f"'{key}' must be a name of 1-64 letters, digits, '_', '.', '-'")
+        return _err(msg, 422, "invalid_argument",
+                    f"'{key}' must be a name of 1-{NAME_MAX_CHARS} letters, digits, '_', '.', '-'")
     return value
 
 
-def _member(view: ClusterState, msg: m.AdminCommand) -> str | m.AdminReply:
+def _member(view: ClusterState, msg: m.AdminCommand) -> str | Decision:
     name = _name_arg(msg, "node")
-    if isinstance(name, m.AdminReply):
+    if isinstance(name, Decision):
         return name
     if name not in view.membership.nodes or not view.config.is_member(name):
         return _err(msg, 404, "unknown_node", f"no member named {name}")
     return name
 
 
-def _add_node(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
+def _add_node(ctx: Context, msg: m.AdminCommand) -> Decision:
     name = _name_arg(msg, "node")
-    if isinstance(name, m.AdminReply):
+    if isinstance(name, Decision):
         return name
-    if view.config.is_member(name):
+    if ctx.view.config.is_member(name):
         return _err(msg, 409, "already_member", f"{name} is already a member")
     address = msg.args.get("address")
-    return [draft(ev.NodeAdded(address=address if isinstance(address, str) else None), by=node.id, node=name)], []
+    return _accept([draft(ev.NodeAdded(address=address if isinstance(address, str) else None), by=ctx.leader, node=name)])
 
 
-def _pause(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
-    name = _member(view, msg)
-    if isinstance(name, m.AdminReply):
+def _pause(ctx: Context, msg: m.AdminCommand) -> Decision:
+    name = _member(ctx.view, msg)
+    if isinstance(name, Decision):
         return name
-    state = view.membership.nodes[name].state
+    state = ctx.view.membership.nodes[name].state
     if state != "Online":
         return _err(msg, 409, "wrong_state", f"{name} is {state}; only an Online node can be paused")
     drain = bool(msg.args.get("drain", False))
-    drafts = [draft(ev.NodePaused(drain=drain), by=node.id, node=name)]
+    drafts = [draft(ev.NodePaused(drain=drain), by=ctx.leader, node=name)]
+    moves: dict[str, str] = {}
     if drain:  # S12: optional drain moves its groups away first
-        drafts += _moves_off(node, view, name, "drain")
-    return drafts, []
+        drafts += _moves_off(ctx, name, "drain", moves)
+    return _accept(drafts, moves=moves)
 
 
-def _moves_off(node: NodeCore, view: ClusterState, name: str, reason: str) -> list[Draft]:
-    mv, cfg = view.membership, view.config
+def _moves_off(ctx: Context, name: str, reason: str, moves: dict[str, str]) -> list[Draft]:
+    """Release every group of `name`; `moves` gets where each goes once released."""
+    mv, cfg = ctx.view.membership, ctx.view.config
     load = load_of(mv)
     out: list[Draft] = []
     for group in mv.groups_of(name):
         target = place(cfg.groups[group], mv, load, exclude=frozenset({name})) if group in cfg.groups else None
         if target is not None:
             load[target] = load.get(target, 0) + 1
-            node.moving[group] = target
-        out.append(node._release(group, reason))
+            moves[group] = target
+        out.append(release(group, reason, ctx.leader))
     return out
 
 
-def _resume(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
-    name = _member(view, msg)
-    if isinstance(name, m.AdminReply):
+def _resume(ctx: Context, msg: m.AdminCommand) -> Decision:
+    name = _member(ctx.view, msg)
+    if isinstance(name, Decision):
         return name
-    state = view.membership.nodes[name].state
+    state = ctx.view.membership.nodes[name].state
     if state != "Paused":
         return _err(msg, 409, "wrong_state", f"{name} is {state}; only a Paused node can be resumed")
-    return [draft(ev.NodeResumed(), by=node.id, node=name)], []
+    return _accept([draft(ev.NodeResumed(), by=ctx.leader, node=name)])
 
 
-def _evict(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
-    name = _member(view, msg)
-    if isinstance(name, m.AdminReply):
+def _evict(ctx: Context, msg: m.AdminCommand) -> Decision:
+    name = _member(ctx.view, msg)
+    if isinstance(name, Decision):
         return name
-    if name == node.id:
+    if name == ctx.leader:
         return _err(msg, 409, "is_leader", f"{name} leads the cluster; make it leave first")
-    reason = str(msg.args.get("reason") or "admin command")[:200]
-    drafts = [draft(ev.NodeEvicted(reason=reason), by=node.id, node=name)]
-    return drafts, [Send(m.node_addr(name), m.EvictNotice(node=name, reason=reason))]
+    reason = str(msg.args.get("reason") or "admin command")[:EVICT_REASON_MAX_CHARS]
+    drafts = [draft(ev.NodeEvicted(reason=reason), by=ctx.leader, node=name)]
+    return _accept(drafts, [Send(m.node_addr(name), m.EvictNotice(node=name, reason=reason))])
 
 
-def _leave(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
-    name = _member(view, msg)
-    if isinstance(name, m.AdminReply):
+def _leave(ctx: Context, msg: m.AdminCommand) -> Decision:
+    name = _member(ctx.view, msg)
+    if isinstance(name, Decision):
         return name
-    if not view.membership.is_full_member(name):
+    if not ctx.view.membership.is_full_member(name):
         return _err(msg, 409, "wrong_state", f"{name} is not Online or Paused")
     forwarded = msg.model_copy(update={"hops": msg.hops + 1})
-    return [], [Send(m.node_addr(name), forwarded)]  # the node itself sends ClusterExit (S21)
+    return _accept([], [Send(m.node_addr(name), forwarded)])  # the node itself sends ClusterExit (S21)
 
 
-def _group_create(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
+def _group_create(ctx: Context, msg: m.AdminCommand) -> Decision:
     name = _name_arg(msg, "group")
-    if isinstance(name, m.AdminReply):
+    if isinstance(name, Decision):
         return name
-    if name in view.config.groups:
+    if name in ctx.view.config.groups:
         return _err(msg, 409, "group_exists", f"group {name} already exists")
     owners = msg.args.get("preferred_owners") or []
     if not isinstance(owners, list) or not all(isinstance(o, str) for o in owners):
         return _err(msg, 422, "invalid_argument", "'preferred_owners' must be a list of node names")
-    unknown = [o for o in owners if not view.config.is_member(o)]
+    unknown = [o for o in owners if not ctx.view.config.is_member(o)]
     if unknown:
         return _err(msg, 422, "invalid_argument", f"preferred owners are not members: {', '.join(unknown)}")
     created = ev.GroupCreated(group=name, preferred_owners=tuple(owners), failback=bool(msg.args.get("failback", False)))
-    return [draft(created, by=node.id)], []
+    return _accept([draft(created, by=ctx.leader)])
 
 
-def _group_move(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
+def _group_move(ctx: Context, msg: m.AdminCommand) -> Decision:
+    view = ctx.view
     name = _name_arg(msg, "group")
-    if isinstance(name, m.AdminReply):
+    if isinstance(name, Decision):
         return name
     if name not in view.config.groups:
         return _err(msg, 404, "unknown_group", f"no group named {name}")
     target = _member(view, msg)
-    if isinstance(target, m.AdminReply):
+    if isinstance(target, Decision):
         return target
     state = view.membership.nodes[target].state
     if state != "Online":
@@ -144,28 +174,27 @@ def _group_move(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Deci
     owner = gv.owner if gv else None
     if owner is None:
         prev = gv.last_owner if gv else None
-        if prev is not None and prev != target and not node._has_stopped(prev, name, gv.since_seq, view):
-            node.moving[name] = target  # placed there once its last owner has provably stopped it
-            return m.AdminReply(request_id=msg.request_id, ok=True, seq=view.seq, status=202,
-                                detail=f"{name} moves to {target} once {prev} has stopped it")
-        return [draft(ev.GroupMoved(group=name, from_node=None, to_node=target, reason="admin move"), by=node.id)], []
+        if prev is not None and prev != target and not ctx.stopped(prev, name, gv.since_seq, view):
+            reply = m.AdminReply(request_id=msg.request_id, ok=True, seq=view.seq, status=202,
+                                 detail=f"{name} moves to {target} once {prev} has stopped it")
+            return Decision(moves={name: target}, reply=reply)  # placed there once prev provably stopped it
+        return _accept([draft(ev.GroupMoved(group=name, from_node=None, to_node=target, reason="admin move"), by=ctx.leader)])
     if owner == target:
         return _err(msg, 409, "already_there", f"group {name} already runs on {target}")
     # Released now; placed on the target once the old owner has stopped it (invariant 4).
-    node.moving[name] = target
-    return [node._release(name, f"admin move to {target}")], []
+    return _accept([release(name, f"admin move to {target}", ctx.leader)], moves={name: target})
 
 
-def _group_delete(node: NodeCore, msg: m.AdminCommand, view: ClusterState) -> Decision:
+def _group_delete(ctx: Context, msg: m.AdminCommand) -> Decision:
     name = _name_arg(msg, "group")
-    if isinstance(name, m.AdminReply):
+    if isinstance(name, Decision):
         return name
-    if name not in view.config.groups:
+    if name not in ctx.view.config.groups:
         return _err(msg, 404, "unknown_group", f"no group named {name}")
-    return [draft(ev.GroupDeleted(group=name), by=node.id)], []
+    return _accept([draft(ev.GroupDeleted(group=name), by=ctx.leader)])
 
 
-_OPS: dict[str, Callable[[Any, m.AdminCommand, ClusterState], Decision]] = {
+_OPS: dict[str, Callable[[Context, m.AdminCommand], Decision]] = {
     "add-node": _add_node,
     "pause": _pause,
     "resume": _resume,
@@ -177,10 +206,8 @@ _OPS: dict[str, Callable[[Any, m.AdminCommand, ClusterState], Decision]] = {
 }
 
 
-def decide(node: NodeCore, msg: m.AdminCommand, now: int) -> Decision:
+def decide(view: ClusterState, msg: m.AdminCommand, *, leader: str, stopped: StopProof) -> Decision:
     op = _OPS.get(msg.op)
     if op is None:
         return _err(msg, 422, "unknown_command", f"the leader cannot run '{msg.op}'")
-    # Decide against the view as it will be once our pending decisions commit, so a command
-    # never contradicts one already on its way (e.g. a move of a group just placed).
-    return op(node, msg, node._speculative_view())
+    return op(Context(view, leader, stopped), msg)

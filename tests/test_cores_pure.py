@@ -34,7 +34,7 @@ CORE_PACKAGES = ("actors", "projections")
 
 
 def _core_modules() -> list[Path]:
-    return sorted(p for pkg in CORE_PACKAGES for p in (ROOT / pkg).glob("*.py"))
+    return sorted(p for pkg in CORE_PACKAGES for p in (ROOT / pkg).rglob("*.py"))
 
 
 def io_violations(source: str) -> list[str]:

@@ -375,7 +375,7 @@ def test_s16_a_flood_of_bad_joins_is_rate_limited_in_the_log():
         mine = [r for r in logged if r.event.sponsor == sponsor]
         refused_by = sum(1 for _, src, _, _ in refusals if src == f"node:{sponsor}")
         assert len(mine) <= limit * windows, sponsor
-        pending = sim.world.servers[sponsor].node.rejections_suppressed
+        pending = sim.world.servers[sponsor].node.sponsoring.rejections_suppressed
         # nothing is lost from the count: logged + reported as suppressed + still pending = refused
         assert len(mine) + sum(r.event.suppressed for r in mine) + pending == refused_by, sponsor
     assert sum(r.event.suppressed for r in logged) > 0

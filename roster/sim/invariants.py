@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors import messages as m
+from actors.roles import leader as leader_role
 from events.codec import GENESIS_HASH, check_chain
 from projections import state as proj
 from projections.state import ClusterState
@@ -50,7 +51,7 @@ class InvariantChecker:
         self._groups_running(world)
         if isinstance(msg, m.ClusterExit) and addr.startswith("node:"):
             core = world._core(addr)
-            if core is not None and core.role == "leader" and not core._queued(msg.node, "NodeDown"):
+            if core is not None and core.role == "leader" and not leader_role.queued(core, msg.node, "NodeDown"):
                 self.exit_heard.add((msg.node, core.epoch))  # heard before any decision that it is down
 
     def _leaders(self, world: World) -> None:

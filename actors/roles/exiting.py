@@ -1,0 +1,34 @@
+"""Leaving the cluster (S19, S21) and being evicted (S20): the roles EXITED and EVICTED."""
+
+from __future__ import annotations
+
+from actors import messages as m
+from actors.effects import Effect, Send, StopService
+from actors.groups import stop_all_groups, sync_groups
+from actors.node_state import NodeState, Role
+
+
+def leave(node: NodeState, now: int) -> list[Effect]:
+    """S21: ClusterExit to every other member, no waiting; stop groups and connections."""
+    mv = node.view.membership
+    members = [n for n in mv.nodes if n != node.id and mv.is_full_member(n)]
+    out: list[Effect] = [Send(m.node_addr(n), m.ClusterExit(node=node.id, epoch=node.epoch)) for n in sorted(members)]
+    if node.role == Role.LEADER:  # let a follower take over at once instead of waiting out the lease
+        out.append(Send(m.QUORUM, m.ReleaseQuorum(node=node.id, epoch=node.epoch)))
+    node.become(Role.EXITED, None)
+    node.stopped_reason = "left the cluster (ClusterExit)"
+    return out + sync_groups(node, now) + [StopService(node.stopped_reason)]
+
+
+def evicted(node: NodeState, reason: str) -> list[Effect]:
+    node.become(Role.EVICTED, None)
+    node.stopped_reason = reason
+    return stop_all_groups(node) + [StopService(reason)]
+
+
+def stopped_reply(node: NodeState, msg: m.Message) -> list[Effect]:
+    """A stopped node answers only admin clients (so they are not left waiting)."""
+    if isinstance(msg, m.AdminCommand):
+        return [Send(msg.reply_to, m.AdminReply(request_id=msg.request_id, ok=False, status=503,
+                                                error="node_stopped", detail=f"{node.id} has {node.role}"))]
+    return []
