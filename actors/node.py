@@ -21,7 +21,7 @@ from typing import Any, Callable
 from actors import messages as m
 from actors.effects import Effect, Send, SetTimer
 from actors.groups import desired_groups, sync_groups
-from actors.node_state import (ACTIVE_ROLES, FOLLOWING_ROLES, STOPPED_ROLES, CreateSpec, NodeIdentity,
+from actors.node_state import (ACTIVE_ROLES, STOPPED_ROLES, CreateSpec, NodeIdentity,
                                NodeState, Role, Timer)
 from actors.roles import exiting, follower, joining, leader, sponsor
 from actors.settings import ProtocolSettings
@@ -30,7 +30,6 @@ from projections.state import ClusterState
 
 __all__ = ["ACTIVE_ROLES", "STOPPED_ROLES", "CreateSpec", "NodeCore", "NodeIdentity", "Role", "Timer"]
 
-ADMIN_FORWARD_MAX_HOPS = 3
 # Messages a leader of an older epoch sent: every role drops them, before its step.
 EPOCH_CHECKED = (m.HeartbeatAck, m.NotMember, m.RegroupPoll)
 
@@ -97,16 +96,29 @@ def _follow_view(node: NodeState, now: int, fresh: bool) -> list[Effect]:
     me = node.view.membership.nodes.get(node.id)
     if me is not None and me.evicted:
         return exiting.evicted(node, "evicted (seen in the log)")
-    view_epoch, view_leader = node.view.membership.epoch, node.view.membership.leader
-    if node.role == Role.LEADER and view_epoch > node.epoch and view_leader != node.id:
+    return ON_LOG[node.role](node, now, fresh)
+
+
+def _log_leader(node: NodeState, now: int, fresh: bool) -> list[Effect]:
+    mv = node.view.membership
+    if mv.epoch > node.epoch and mv.leader != node.id:
         return leader.step_down(node, now, "a newer leader committed")
-    if node.role in FOLLOWING_ROLES and view_epoch >= node.epoch and view_leader not in (None, node.id):
+    return _log_any(node, now, fresh)
+
+
+def _log_following(node: NodeState, now: int, fresh: bool) -> list[Effect]:
+    mv = node.view.membership
+    if mv.epoch >= node.epoch and mv.leader not in (None, node.id):
         # Learn who leads; only a heartbeat ack makes us a follower again (contact is proof).
-        node.epoch, node.leader = view_epoch, view_leader
-    if node.role in FOLLOWING_ROLES and me is not None and me.state == "Offline":
+        node.epoch, node.leader = mv.epoch, mv.leader
+    me = mv.nodes.get(node.id)
+    if me is not None and me.state == "Offline":
         return joining.begin_join(node, now)  # declared down while we were away: rejoin (S13)
-    if node.role == Role.JOINING:
-        return joining.on_replica_moved(node, now, fresh)
+    return _log_any(node, now, fresh)
+
+
+def _log_any(node: NodeState, now: int, fresh: bool) -> list[Effect]:
+    me = node.view.membership.nodes.get(node.id)
     if node.leaving and me is not None and me.state == "Offline":
         return exiting.leave(node, now)  # our NodeExited is committed: now tell the others and go
     return []
@@ -117,20 +129,21 @@ def on_evict_notice(node: NodeState, msg: m.EvictNotice, now: int, sender: str) 
     return exiting.evicted(node, f"evicted: {msg.reason}") if msg.node == node.id else []
 
 
-def on_admin(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> list[Effect]:
-    if msg.op == "leave" and msg.args.get("node", node.id) == node.id:
-        if node.role == Role.LEADER and not node.leaving:
-            return leader.leave_as_leader(node, msg, now)
-        reply = m.AdminReply(request_id=msg.request_id, ok=True, seq=node.view.seq)
-        return [Send(msg.reply_to, reply)] + exiting.leave(node, now)
-    if node.role == Role.LEADER:
-        return leader.run_admin(node, msg, now)
-    if node.leader is not None and node.leader != node.id and node.role in FOLLOWING_ROLES \
-            and msg.hops < ADMIN_FORWARD_MAX_HOPS:
-        return [Send(m.node_addr(node.leader), msg.model_copy(update={"hops": msg.hops + 1}))]
-    reply = m.AdminReply(request_id=msg.request_id, ok=False, status=503, error="no_leader",
-                         detail=f"{node.id} knows no reachable leader (role {node.role})")
-    return [Send(msg.reply_to, reply)]
+def _admin(role_handler: Handler) -> Handler:
+    """A planned leave of this node is its own to carry out, in any role (S21); every other
+    command goes to the role's handler."""
+    def handle(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> list[Effect]:
+        if msg.op == "leave" and msg.args.get("node", node.id) == node.id:
+            if node.role == Role.LEADER and not node.leaving:
+                return leader.leave_as_leader(node, msg, now)
+            reply = m.AdminReply(request_id=msg.request_id, ok=True, seq=node.view.seq)
+            return [Send(msg.reply_to, reply)] + exiting.leave(node, now)
+        return role_handler(node, msg, now, sender)
+    return handle
+
+
+def _no_leader(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> list[Effect]:
+    return exiting.no_leader(node, msg)
 
 
 # --- time ---------------------------------------------------------------------------------------------
@@ -156,7 +169,7 @@ EVERY_ROLE: dict[type, Handler] = {
     m.Committed: on_committed,
     m.TimerFired: on_timer,
     m.EvictNotice: on_evict_notice,
-    m.AdminCommand: on_admin,
+    m.AdminCommand: _admin(_no_leader),
     m.QuorumDenied: joining.on_denied,
     m.SyncSent: sponsor.on_sync_sent,  # our ELM's answer may come after a role change
     m.JoinResponse: sponsor.on_join_response,  # (forgets the challenge in any role)
@@ -167,11 +180,13 @@ FOLLOWING: dict[type, Handler] = {
     m.NotMember: follower.on_not_member,
     m.RegroupPoll: follower.on_regroup_poll,
     m.ClusterExit: follower.on_cluster_exit,
+    m.AdminCommand: _admin(follower.on_admin),
 }
 
 STEP: dict[Role, dict[type, Handler]] = {
     Role.LEADER: {
         **EVERY_ROLE, **SPONSORING,
+        m.AdminCommand: _admin(leader.on_admin),
         m.RegroupPoll: leader.on_regroup_poll,
         m.ClusterExit: leader.on_cluster_exit,
         m.JoinApproved: leader.on_join_approved,
@@ -183,7 +198,8 @@ STEP: dict[Role, dict[type, Handler]] = {
         m.ProposalFailed: leader.on_proposal_failed,
     },
     Role.FOLLOWER: {**EVERY_ROLE, **SPONSORING, **FOLLOWING},
-    Role.SEARCHING: {**EVERY_ROLE, **FOLLOWING, m.QuorumGranted: joining.on_granted},
+    Role.SEARCHING: {**EVERY_ROLE, **FOLLOWING, m.RegroupPoll: follower.on_regroup_poll_searching,
+                     m.QuorumGranted: joining.on_granted},
     Role.JOINING: {
         **EVERY_ROLE,
         m.DiscoverReply: joining.on_discover_reply,
@@ -192,7 +208,8 @@ STEP: dict[Role, dict[type, Handler]] = {
         m.QuorumGranted: joining.on_granted,
         m.ClusterExit: joining.on_cluster_exit,
     },
-    Role.FORMING: {**EVERY_ROLE, m.QuorumGranted: joining.on_granted, m.ClusterExit: joining.on_cluster_exit},
+    Role.FORMING: {**EVERY_ROLE, m.QuorumGranted: joining.on_granted, m.QuorumDenied: joining.on_denied_forming,
+                   m.ClusterExit: joining.on_cluster_exit},
     Role.TAKING_OVER: {**EVERY_ROLE, m.CaughtUp: joining.on_caught_up, m.ClusterExit: joining.on_cluster_exit},
     Role.REJECTED: {**EVERY_ROLE, m.ClusterExit: joining.on_cluster_exit},
 }
@@ -222,6 +239,17 @@ TIMERS: dict[Role, dict[Timer, TimerHandler]] = {
     Role.FORMING: dict(_EVERY_ROLE_TIMERS),
     Role.TAKING_OVER: dict(_EVERY_ROLE_TIMERS),
     Role.REJECTED: dict(_EVERY_ROLE_TIMERS),
+}
+
+# What the committed log moving means, per role (after the eviction check every role makes).
+ON_LOG: dict[Role, Callable[[Any, int, bool], list[Effect]]] = {
+    Role.LEADER: _log_leader,
+    Role.FOLLOWER: _log_following,
+    Role.SEARCHING: _log_following,
+    Role.JOINING: joining.on_replica_moved,
+    Role.FORMING: _log_any,
+    Role.TAKING_OVER: _log_any,
+    Role.REJECTED: _log_any,
 }
 
 KNOWN_MESSAGES = frozenset(t for table in STEP.values() for t in table)

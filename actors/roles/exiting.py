@@ -32,3 +32,9 @@ def stopped_reply(node: NodeState, msg: m.Message) -> list[Effect]:
         return [Send(msg.reply_to, m.AdminReply(request_id=msg.request_id, ok=False, status=503,
                                                 error="node_stopped", detail=f"{node.id} has {node.role}"))]
     return []
+
+
+def no_leader(node: NodeState, msg: m.AdminCommand) -> list[Effect]:
+    reply = m.AdminReply(request_id=msg.request_id, ok=False, status=503, error="no_leader",
+                         detail=f"{node.id} knows no reachable leader (role {node.role})")
+    return [Send(msg.reply_to, reply)]

@@ -12,7 +12,9 @@ from __future__ import annotations
 from actors import messages as m
 from actors.effects import Effect, Send, SetTimer
 from actors.node_state import NodeState, Role, Timer, acquire, heartbeat
-from actors.roles import joining
+from actors.roles import exiting, joining
+
+ADMIN_FORWARD_MAX_HOPS = 3
 
 
 def become_searching(node: NodeState, now: int) -> list[Effect]:
@@ -62,12 +64,24 @@ def on_not_member(node: NodeState, msg: m.NotMember, now: int, sender: str) -> l
 
 
 def on_regroup_poll(node: NodeState, msg: m.RegroupPoll, now: int, sender: str) -> list[Effect]:
+    """S22: answer the leader's poll; it is proof of contact for a searching node."""
     node.epoch, node.leader = msg.epoch, msg.leader
-    if node.role == Role.SEARCHING:
-        node.become(Role.FOLLOWER, node.following)
-        node.following.leader_heard_at = now
     ack = m.RegroupAck(node=node.id, epoch=msg.epoch, round=msg.round, sent_at=now)
     return [Send(m.node_addr(msg.leader), ack)]
+
+
+def on_regroup_poll_searching(node: NodeState, msg: m.RegroupPoll, now: int, sender: str) -> list[Effect]:
+    node.become(Role.FOLLOWER, node.following)
+    node.following.leader_heard_at = now
+    return on_regroup_poll(node, msg, now, sender)
+
+
+def on_admin(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> list[Effect]:
+    """Forward to the leader we know (a bounded number of hops: two nodes that each think
+    the other leads must not bounce a command forever)."""
+    if node.leader is not None and node.leader != node.id and msg.hops < ADMIN_FORWARD_MAX_HOPS:
+        return [Send(m.node_addr(node.leader), msg.model_copy(update={"hops": msg.hops + 1}))]
+    return exiting.no_leader(node, msg)
 
 
 def on_cluster_exit(node: NodeState, msg: m.ClusterExit, now: int, sender: str) -> list[Effect]:

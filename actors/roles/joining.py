@@ -142,14 +142,18 @@ def on_caught_up(node: NodeState, msg: m.CaughtUp, now: int, sender: str) -> lis
 
 
 def on_denied(node: NodeState, msg: m.QuorumDenied, now: int, sender: str) -> list[Effect]:
-    """Any role: the owner named is a hint of who leads. A forming node joins it instead."""
+    """Any role: the owner named is a hint of who leads."""
     if msg.owner is not None and msg.owner != node.id:
         node.leader = msg.owner
-    if node.role == Role.FORMING:
-        if node.create is not None and node.view.seq == 0:
-            return []  # keep asking on the next tick: the creator must form the cluster
-        return begin_join(node, now)
     return []
+
+
+def on_denied_forming(node: NodeState, msg: m.QuorumDenied, now: int, sender: str) -> list[Effect]:
+    """Somebody else owns the quorum: join them (the creator keeps asking: it must form)."""
+    on_denied(node, msg, now, sender)
+    if node.create is not None and node.view.seq == 0:
+        return []  # keep asking on the next tick: the creator must form the cluster
+    return begin_join(node, now)
 
 
 def on_cluster_exit(node: NodeState, msg: m.ClusterExit, now: int, sender: str) -> list[Effect]:

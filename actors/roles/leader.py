@@ -289,11 +289,13 @@ def leave_as_leader(node: NodeState, msg: m.AdminCommand, now: int) -> list[Effe
 
 def on_regroup_poll(node: NodeState, msg: m.RegroupPoll, now: int, sender: str) -> list[Effect]:
     """Another leader polls us: it holds a newer (or our own) epoch; we follow it."""
-    out = step_down(node, now, f"polled by leader {msg.leader} of epoch {msg.epoch}") if msg.leader != node.id else []
-    node.epoch, node.leader = msg.epoch, msg.leader
-    if node.role == Role.SEARCHING:
+    if msg.leader == node.id:
+        out: list[Effect] = []
+    else:
+        out = step_down(node, now, f"polled by leader {msg.leader} of epoch {msg.epoch}")
         node.become(Role.FOLLOWER, node.following)
         node.following.leader_heard_at = now
+    node.epoch, node.leader = msg.epoch, msg.leader
     ack = m.RegroupAck(node=node.id, epoch=msg.epoch, round=msg.round, sent_at=now)
     return out + [Send(m.node_addr(msg.leader), ack)]
 
@@ -391,7 +393,7 @@ def has_stopped(node: NodeState, who: str, group: str, release_seq: int, view: C
 
 
 # --- admin commands ------------------------------------------------------------------------------------
-def run_admin(node: NodeState, msg: m.AdminCommand, now: int) -> list[Effect]:
+def on_admin(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> list[Effect]:
     lead = node.lead
     if msg.request_id in lead.seen_requests:
         return []  # a duplicate delivery: the first copy is answered
