@@ -37,6 +37,15 @@ Handler = Callable[[Any, Any, int, str], list[Effect]]
 TimerHandler = Callable[[Any, int], list[Effect]]
 
 
+def _quiet(fn: Callable[..., None]) -> Callable[..., list[Effect]]:
+    """A handler that only updates state (it sends nothing) in the table's shape."""
+    def handle(*args: Any) -> list[Effect]:
+        fn(*args)
+        return []
+    handle.__name__ = handle.__qualname__ = fn.__name__
+    return handle
+
+
 class NodeCore(NodeState):
     def __init__(self, identity: NodeIdentity, settings: ProtocolSettings, *, entropy: bytes,
                  records: list | None = None, create: CreateSpec | None = None,
@@ -170,7 +179,7 @@ EVERY_ROLE: dict[type, Handler] = {
     m.TimerFired: on_timer,
     m.EvictNotice: on_evict_notice,
     m.AdminCommand: _admin(_no_leader),
-    m.QuorumDenied: joining.on_denied,
+    m.QuorumDenied: _quiet(joining.on_denied),
     m.SyncSent: sponsor.on_sync_sent,  # our ELM's answer may come after a role change
     m.JoinResponse: sponsor.on_join_response,  # (forgets the challenge in any role)
 }
@@ -188,11 +197,11 @@ STEP: dict[Role, dict[type, Handler]] = {
         **EVERY_ROLE, **SPONSORING,
         m.AdminCommand: _admin(leader.on_admin),
         m.RegroupPoll: leader.on_regroup_poll,
-        m.ClusterExit: leader.on_cluster_exit,
-        m.JoinApproved: leader.on_join_approved,
-        m.ForwardDrafts: leader.on_forwarded,
+        m.ClusterExit: _quiet(leader.on_cluster_exit),
+        m.JoinApproved: _quiet(leader.on_join_approved),
+        m.ForwardDrafts: _quiet(leader.on_forwarded),
         m.Heartbeat: leader.on_heartbeat,
-        m.RegroupAck: leader.on_regroup_ack,
+        m.RegroupAck: _quiet(leader.on_regroup_ack),
         m.LeaseRenewed: leader.on_lease_renewed,
         m.LeaseLost: leader.on_lease_lost,
         m.ProposalFailed: leader.on_proposal_failed,
@@ -204,7 +213,7 @@ STEP: dict[Role, dict[type, Handler]] = {
         **EVERY_ROLE,
         m.DiscoverReply: joining.on_discover_reply,
         m.JoinChallenge: joining.on_join_challenge,
-        m.JoinRefused: joining.on_join_refused,
+        m.JoinRefused: _quiet(joining.on_join_refused),
         m.QuorumGranted: joining.on_granted,
         m.ClusterExit: joining.on_cluster_exit,
     },
@@ -231,7 +240,7 @@ TIMERS: dict[Role, dict[Timer, TimerHandler]] = {
         Timer.MISSES: leader.count_misses,
         Timer.RENEW: leader.renew,
         Timer.LEASE: leader.on_lease_timer,
-        Timer.REGROUP: leader.finish_regroup,
+        Timer.REGROUP: _quiet(leader.finish_regroup),
     },
     Role.FOLLOWER: dict(_EVERY_ROLE_TIMERS),
     Role.SEARCHING: dict(_EVERY_ROLE_TIMERS),

@@ -156,7 +156,6 @@ class LeaderState:
     admitting: dict[str, int] = field(default_factory=dict)  # joiner -> incarnation on its way
     seen_requests: dict[str, None] = field(default_factory=dict)  # recent admin ids, oldest first
     moving: dict[str, str] = field(default_factory=dict)  # group -> where it goes once stopped
-    flushed_at: int = 0  # when the leader last decided placements (the stop proofs' "now")
 
 
 RoleState = JoinAttempt | Forming | TakingOver | Rejected | Following | LeaderState | None

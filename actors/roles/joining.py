@@ -91,10 +91,9 @@ def on_join_challenge(node: NodeState, msg: m.JoinChallenge, now: int, sender: s
     return [Send(m.node_addr(msg.sponsor), m.JoinResponse(node=node.id, mac=mac))]
 
 
-def on_join_refused(node: NodeState, msg: m.JoinRefused, now: int, sender: str) -> list[Effect]:
+def on_join_refused(node: NodeState, msg: m.JoinRefused, now: int, sender: str) -> None:
     if msg.sponsor == _attempt(node).sponsor:
         node.become(Role.REJECTED, Rejected(until=now + node.settings.rejection_backoff_ms))  # S16
-    return []
 
 
 def on_replica_moved(node: NodeState, now: int, fresh: bool) -> list[Effect]:
@@ -141,11 +140,10 @@ def on_caught_up(node: NodeState, msg: m.CaughtUp, now: int, sender: str) -> lis
     return leader.become_leader(node, now)
 
 
-def on_denied(node: NodeState, msg: m.QuorumDenied, now: int, sender: str) -> list[Effect]:
+def on_denied(node: NodeState, msg: m.QuorumDenied, now: int, sender: str) -> None:
     """Any role: the owner named is a hint of who leads."""
     if msg.owner is not None and msg.owner != node.id:
         node.leader = msg.owner
-    return []
 
 
 def on_denied_forming(node: NodeState, msg: m.QuorumDenied, now: int, sender: str) -> list[Effect]:

@@ -93,7 +93,6 @@ def flush(node: NodeState, now: int) -> list[Effect]:
     lead = node.lead
     if lead.inflight is not None:
         return []
-    lead.flushed_at = now
     # Place groups against the view as it will be once the outbox commits, so that a
     # NodeDown and the moves of that node's groups land in one batch (invariant 4).
     lead.outbox += reconcile(node, speculative_view(node), now)
@@ -224,18 +223,17 @@ def start_regroup(node: NodeState, now: int, reason: str) -> list[Effect]:
     return out + [SetTimer(Timer.REGROUP, now + node.settings.regroup_ms)]
 
 
-def on_regroup_ack(node: NodeState, msg: m.RegroupAck, now: int, sender: str) -> list[Effect]:
+def on_regroup_ack(node: NodeState, msg: m.RegroupAck, now: int, sender: str) -> None:
     lead = node.lead
     if lead.regroup is not None and msg.round == lead.regroup.round:
         lead.regroup.acks.add(msg.node)
         lead.last_hb[msg.node] = max(lead.last_hb.get(msg.node, 0), now)
-    return []
 
 
-def finish_regroup(node: NodeState, now: int) -> list[Effect]:
+def finish_regroup(node: NodeState, now: int) -> None:
     lead = node.lead
     if lead.regroup is None:
-        return []
+        return
     acks, reason = lead.regroup.acks, lead.regroup.reason
     bound = node.settings.failover_bound_ms
     members = others(node)
@@ -247,7 +245,6 @@ def finish_regroup(node: NodeState, now: int) -> list[Effect]:
     for n in online:
         lead.misses[n] = 0
     lead.regroup, lead.suspect = None, None
-    return []
 
 
 def check_lag(node: NodeState, now: int) -> list[Effect]:
@@ -271,12 +268,11 @@ def queued(node: NodeState, who: str, type_name: str) -> bool:
 
 
 # --- planned leave: of a member (S21, S22), and our own ----------------------------------------------
-def on_cluster_exit(node: NodeState, msg: m.ClusterExit, now: int, sender: str) -> list[Effect]:
+def on_cluster_exit(node: NodeState, msg: m.ClusterExit, now: int, sender: str) -> None:
     """A planned leave: record it and move its groups. No regroup."""
     node.exits_seen.add(msg.node)
     if node.view.membership.is_full_member(msg.node) and msg.node not in leaving_pending(node):
         node.lead.outbox.append(draft(ev.NodeExited(), by=node.id, node=msg.node))
-    return []
 
 
 def leave_as_leader(node: NodeState, msg: m.AdminCommand, now: int) -> list[Effect]:
@@ -301,14 +297,14 @@ def on_regroup_poll(node: NodeState, msg: m.RegroupPoll, now: int, sender: str) 
 
 
 # --- joins and forwarded decisions -------------------------------------------------------------------
-def on_join_approved(node: NodeState, msg: m.JoinApproved, now: int, sender: str) -> list[Effect]:
+def on_join_approved(node: NodeState, msg: m.JoinApproved, now: int, sender: str) -> None:
     lead = node.lead
     if not node.view.config.is_member(msg.joiner):
-        return []
+        return
     known = node.view.membership.nodes.get(msg.joiner)
     incarnation = (known.incarnation if known else 0) + 1
     if lead.admitting.get(msg.joiner, 0) >= incarnation:
-        return []
+        return
     lead.admitting[msg.joiner] = incarnation
     node.exits_seen.discard(msg.joiner)
     s = msg.sponsor
@@ -320,12 +316,10 @@ def on_join_approved(node: NodeState, msg: m.JoinApproved, now: int, sender: str
     ]
     lead.last_hb[msg.joiner], lead.misses[msg.joiner] = now, 0
     lead.applied[msg.joiner] = msg.to_seq
-    return []
 
 
-def on_forwarded(node: NodeState, msg: m.ForwardDrafts, now: int, sender: str) -> list[Effect]:
+def on_forwarded(node: NodeState, msg: m.ForwardDrafts, now: int, sender: str) -> None:
     node.lead.outbox += [d for d in msg.drafts if d.event.type == "JoinRejected"]
-    return []
 
 
 # --- resource groups -----------------------------------------------------------------------------------
@@ -402,10 +396,8 @@ def on_admin(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> lis
         lead.seen_requests.pop(next(iter(lead.seen_requests)))
     # Decide against the view as it will be once our pending decisions commit, so a command
     # never contradicts one already on its way (e.g. a move of a group just placed).
-    at = lead.flushed_at
-
     def stopped(who: str, group: str, release_seq: int, view: ClusterState) -> bool:
-        return has_stopped(node, who, group, release_seq, view, at)
+        return has_stopped(node, who, group, release_seq, view, now)
 
     decision = admin.decide(speculative_view(node), msg, leader=node.id, stopped=stopped)
     lead.moving.update(decision.moves)
