@@ -8,7 +8,7 @@ from pathlib import Path
 
 from roster.errors import UserError
 from roster.progress import Progress
-from roster.sim.scenario import FAULT_KINDS, RunResult, run_seed
+from roster.sim.scenario import FAULT_KINDS, RunResult, SimOptions, run_seed
 
 EXIT_VIOLATION = 1
 MAX_NODES = 1000
@@ -19,14 +19,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=1, help="the seed that decides every random choice (default 1)")
     p.add_argument("--seeds", type=int, default=1, help="run this many seeds, from --seed on")
     p.add_argument("--nodes", type=int, default=5, help="cluster size (default 5)")
-    p.add_argument("--faults", default="crash,partition,loss,delay,dup,torn",
-                   help=f"comma-separated fault kinds: {','.join(FAULT_KINDS)}; '' or 'none' for none")
+    p.add_argument("--faults", default=None,
+                   help=f"pin the fault kinds (comma-separated: {','.join(FAULT_KINDS)}; 'all'; 'none'); "
+                        "default: each seed draws its own (swarm testing)")
+    p.add_argument("--classic", action="store_true",
+                   help="the fixed fault mix of the regression seeds instead of options drawn from the seed")
     p.add_argument("--duration", type=float, default=20.0, help="virtual seconds per run (default 20)")
     p.add_argument("--out", type=Path, help="write the quorum log and every replica here (quorum/, nodes/<id>/)")
     p.set_defaults(func=simulate)
 
 
-def _faults(text: str) -> tuple[str, ...]:
+def _faults(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    if text.strip() == "all":
+        return FAULT_KINDS
     kinds = tuple(k.strip() for k in text.split(",") if k.strip() and k.strip() != "none")
     unknown = sorted(set(kinds) - set(FAULT_KINDS))
     if unknown:
@@ -34,9 +41,16 @@ def _faults(text: str) -> tuple[str, ...]:
     return kinds
 
 
-def replay_command(seed: int, args: argparse.Namespace, faults: tuple[str, ...]) -> str:
-    return (f"roster simulate --seed {seed} --nodes {args.nodes} --faults {','.join(faults) or 'none'} "
-            f"--duration {args.duration:g}")
+def options_for(seed: int, faults: tuple[str, ...] | None, classic: bool) -> SimOptions:
+    if classic:
+        return SimOptions.classic(FAULT_KINDS if faults is None else faults)
+    return SimOptions.from_seed(seed, faults)
+
+
+def replay_command(seed: int, args: argparse.Namespace, faults: tuple[str, ...] | None) -> str:
+    pinned = "" if faults is None else f" --faults {','.join(faults) or 'none'}"
+    classic = " --classic" if args.classic else ""
+    return f"roster simulate --seed {seed} --nodes {args.nodes}{pinned}{classic} --duration {args.duration:g}"
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -53,7 +67,7 @@ def simulate(args: argparse.Namespace) -> int:
     results: list[RunResult] = []
     progress = Progress(args.seeds, "seeds") if args.seeds > 1 else None
     for seed in range(args.seed, args.seed + args.seeds):
-        result = run_seed(seed, args.nodes, faults, duration_ms, out=args.out)
+        result = run_seed(seed, args.nodes, options_for(seed, faults, args.classic), duration_ms, out=args.out)
         results.append(result)
         if progress:
             progress.advance()
@@ -62,10 +76,14 @@ def simulate(args: argparse.Namespace) -> int:
     if progress:
         progress.close()
     _summary(results)
+    if len(results) == 1 and results[0].options is not None:
+        print(f"options  {results[0].options.describe()}")
     bad = next((r for r in results if not r.ok), None)
     if bad is not None:
         assert bad.violation is not None
         print(f"VIOLATION (seed {bad.seed}): {bad.violation}", file=sys.stderr)
+        if bad.options is not None:
+            print(f"options: {bad.options.describe()}", file=sys.stderr)
         print(f"replay it: {replay_command(bad.seed, args, faults)}", file=sys.stderr)
         return EXIT_VIOLATION
     if args.out is not None:

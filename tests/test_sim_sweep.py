@@ -1,23 +1,47 @@
-"""The simulator as a test: determinism, and a seed sweep with every fault kind (invariants 1–6)."""
+"""The simulator as a test: determinism, and seed sweeps (invariants 1–6).
+
+Two sweeps: the classic one (every fault kind, the fixed mix the regression seeds were found
+with) and a swarm sweep (each seed draws its fault kinds, probabilities and workload timing).
+"""
 
 from __future__ import annotations
 
 import pytest
 
+from events import codec
 from roster.cli import main
-from roster.sim.scenario import FAULT_KINDS, run_seed
+from roster.sim.scenario import FAULT_KINDS, Scenario, SimOptions, run_seed
 
 SWEEP_SEEDS = 500
 SWEEP_NODES = 5
 SWEEP_DURATION_MS = 20_000
+SWARM_SEEDS = 200
+SWARM_FIRST_SEED = 100_000
+CLASSIC = SimOptions.classic(FAULT_KINDS)
 
 
-def test_one_seed_replays_exactly() -> None:
-    """One seed reproduces a whole run, faults included (same quorum log, byte for byte)."""
-    a = run_seed(7, 5, FAULT_KINDS, 8000)
-    b = run_seed(7, 5, FAULT_KINDS, 8000)
-    assert a.events == b.events and a.messages == b.messages and a.steps == b.steps
-    assert a.events > 20
+def _quorum_log_bytes(seed: int, options: SimOptions) -> bytes:
+    scenario = Scenario(seed, 5, options, 8000)
+    scenario.run()
+    return b"".join(codec.frame(r) for r in scenario.world.qdisk.records)
+
+
+@pytest.mark.parametrize("options", [CLASSIC, SimOptions.from_seed(7)], ids=["classic", "swarm"])
+def test_one_seed_replays_exactly(options: SimOptions) -> None:
+    """One seed reproduces a whole run, faults included: the same quorum log, byte for byte."""
+    a, b = _quorum_log_bytes(7, options), _quorum_log_bytes(7, options)
+    assert a == b
+    assert a.count(b"\n") > 20
+
+
+def test_swarm_options_come_from_the_seed() -> None:
+    """Swarm testing: the seed decides the fault kinds and how hard they hit; a pin keeps the kinds."""
+    assert SimOptions.from_seed(11) == SimOptions.from_seed(11)
+    drawn = {SimOptions.from_seed(s).faults for s in range(50)}
+    assert len(drawn) > 10  # many different mixes, not one
+    assert SimOptions.from_seed(11, ("crash",)).faults == ("crash",)
+    assert SimOptions.from_seed(11, ("crash",)).admin_gap_ms == SimOptions.from_seed(11).admin_gap_ms
+    assert "faults=" in SimOptions.from_seed(11).describe()
 
 
 def test_different_seeds_differ() -> None:
@@ -31,10 +55,23 @@ def test_seed_sweep_all_faults_invariants_hold() -> None:
     """Invariants 1–6 over 500 seeds with crash, partition, loss, delay, dup and torn writes."""
     failures = []
     for seed in range(1, SWEEP_SEEDS + 1):
-        r = run_seed(seed, SWEEP_NODES, FAULT_KINDS, SWEEP_DURATION_MS)
+        r = run_seed(seed, SWEEP_NODES, CLASSIC, SWEEP_DURATION_MS)
         if not r.ok:
             failures.append(f"seed {seed}: {r.violation} — replay: roster simulate --seed {seed} "
-                            f"--nodes {SWEEP_NODES} --faults {','.join(FAULT_KINDS)} --duration 20")
+                            f"--nodes {SWEEP_NODES} --faults all --classic --duration 20")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+def test_swarm_sweep_invariants_hold() -> None:
+    """Invariants 1–6 over seeds whose fault kinds and intensities are drawn from the seed."""
+    failures = []
+    for seed in range(SWARM_FIRST_SEED, SWARM_FIRST_SEED + SWARM_SEEDS):
+        options = SimOptions.from_seed(seed)
+        r = run_seed(seed, SWEEP_NODES, options, SWEEP_DURATION_MS)
+        if not r.ok:
+            failures.append(f"seed {seed}: {r.violation} — replay: roster simulate --seed {seed} "
+                            f"--nodes {SWEEP_NODES} --duration 20 (options: {options.describe()})")
     assert not failures, "\n".join(failures)
 
 
@@ -68,13 +105,13 @@ REGRESSION_SEEDS = {
 
 @pytest.mark.parametrize("seed", sorted(REGRESSION_SEEDS))
 def test_seeds_that_once_failed_hold_every_invariant(seed: int) -> None:
-    r = run_seed(seed, SWEEP_NODES, FAULT_KINDS, SWEEP_DURATION_MS)
+    r = run_seed(seed, SWEEP_NODES, CLASSIC, SWEEP_DURATION_MS)
     assert r.ok, f"seed {seed} ({REGRESSION_SEEDS[seed]}): {r.violation}"
 
 
 def test_admin_forwarding_between_two_nodes_that_each_think_the_other_leads_stops() -> None:
     """Found by the long sweep (seed 15685): two nodes that each believed the other led forwarded
     one admin command back and forth, and with duplication the copies grew without bound."""
-    r = run_seed(15685, SWEEP_NODES, FAULT_KINDS, SWEEP_DURATION_MS)
+    r = run_seed(15685, SWEEP_NODES, CLASSIC, SWEEP_DURATION_MS)
     assert r.ok, r.violation
     assert r.steps < 50_000  # the storm took millions of steps at one virtual instant

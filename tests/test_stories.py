@@ -48,7 +48,7 @@ def _messages(world: World, kinds: tuple[type, ...]):
 # --- creating, forming, joining ---------------------------------------------------------------------
 
 
-def test_create_form_join_every_node_gets_the_database():
+def test_S1_S2_S4_S5_S13_S15_create_form_join_every_node_gets_the_database():
     """S1, S4, S5, S6, S9, S13, S15, S17: create on the first member, form with the quorum, the others join."""
     sim = build_sim(["n1", "n2", "n3", "n4"])
     create_and_join(sim)
@@ -82,7 +82,7 @@ def test_create_form_join_every_node_gets_the_database():
     assert digests == {sim.state().digest()}
 
 
-def test_s3_s7_quorum_log_is_the_authoritative_copy():
+def test_S3_S7_quorum_log_is_the_authoritative_copy():
     """S3, S7: QuorumConfigured is recorded; a node with an empty replica that forms alone later
     catches up from the quorum log and holds the whole configuration."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -124,7 +124,7 @@ class LeaderOverlap:
             self.overlaps.append((world.elapsed, live))
 
 
-def test_s8a_partitioned_leader_is_replaced_no_split_brain():
+def test_S8a_partitioned_leader_is_replaced_no_split_brain():
     """S8a, S8c: the leader cut off from the quorum and the others steps down; a new leader with a
     higher epoch takes over; never two leaders in one epoch (checker) nor two live leases at once."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -149,7 +149,7 @@ def test_s8a_partitioned_leader_is_replaced_no_split_brain():
     assert sim.leader() == new
 
 
-def test_s8b_a_node_that_cannot_take_the_quorum_does_not_form():
+def test_S8b_a_node_that_cannot_take_the_quorum_does_not_form():
     """S8b, S8c: a node cut off from the members but not from the quorum asks for it, is denied
     (another node holds it), never leads, stops its groups; it rejoins after the heal."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -168,7 +168,7 @@ def test_s8b_a_node_that_cannot_take_the_quorum_does_not_form():
     assert sim.leader() == "n1"
 
 
-def test_s8c_minority_partition_self_fences_before_its_groups_move():
+def test_S8c_minority_partition_self_fences_before_its_groups_move():
     """S8c, S22, invariant 4: followers cut off from the leader and the quorum stop their groups
     before the majority side starts them; the groups end up on the majority side."""
     ids = ["n1", "n2", "n3", "n4", "n5"]
@@ -206,7 +206,7 @@ def _state_at(world: World, seq: int, node: str) -> str | None:
     return n.state if n else None
 
 
-def test_s9_to_s11_node_states_in_the_membership_view():
+def test_S9_S10_S11_node_states_in_the_membership_view():
     """S9, S10, S11: Offline (added, not yet a member), Joining, Online appear in the membership view,
     as folded from the log by every replica."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -227,7 +227,7 @@ def test_s9_to_s11_node_states_in_the_membership_view():
         assert (mv.nodes["n1"].state, mv.nodes["n2"].state, mv.nodes["n3"].state) == ("Online", "Online", "Offline")
 
 
-def test_s12_paused_node_keeps_its_groups_and_receives_none_then_resume_and_drain():
+def test_S12_paused_node_keeps_its_groups_and_receives_none_then_resume_and_drain():
     """S11, S12: a Paused node keeps the groups it owns, failover skips it; resume makes it Online;
     pause with drain moves its groups away first."""
     sim = build_sim(["n1", "n2", "n3", "n4"])
@@ -272,7 +272,7 @@ class RunningBeforeJoined:
             self.violations.append((world.elapsed, running_on(world, self.node)))
 
 
-def test_s14_a_starting_node_brings_no_group_online_until_it_has_joined():
+def test_S14_a_starting_node_brings_no_group_online_until_it_has_joined():
     """S14, S18: a node restarted while the log still says it owns groups runs none of them at start
     (nor while it joins); once it has rejoined it can own groups again."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -290,7 +290,7 @@ def test_s14_a_starting_node_brings_no_group_online_until_it_has_joined():
     assert sim.owner("g2") is not None and "g2" in running_on(sim.world, sim.owner("g2"))
 
 
-def test_s16_wrong_secret_is_rejected_and_changes_nothing():
+def test_S15_S16_wrong_secret_is_rejected_and_changes_nothing():
     """S15, S16: a member with an invalid password is refused (bad_credentials), stays out, and the
     configuration and the other members are unchanged."""
     sim = build_sim(["n1", "n2", "n3"], secrets={"n3": b"wrong"})
@@ -313,7 +313,7 @@ def test_s16_wrong_secret_is_rejected_and_changes_nothing():
     assert {r.event.type for r in sim.world.qdisk.records[seq0:]} <= {"JoinRejected"}
 
 
-def test_s16_a_node_that_failed_authentication_is_given_no_copy_of_the_database():
+def test_S15_S16_a_node_that_failed_authentication_is_given_no_copy_of_the_database():
     """S16, S17: the sponsor sends the database only after authentication; a refused node gets nothing."""
     sim = build_sim(["n1", "n2", "n3"], secrets={"n3": b"wrong"})
     create_and_join(sim, joiners=["n2"])
@@ -323,7 +323,7 @@ def test_s16_a_node_that_failed_authentication_is_given_no_copy_of_the_database(
     assert sim.world.servers["n3"].replica == []
 
 
-def test_s16_a_node_with_a_wrong_secret_cannot_take_over_the_cluster():
+def test_S15_S16_a_node_with_a_wrong_secret_cannot_take_over_the_cluster():
     """S16, S8b: a member id with an invalid password never leads, even when it is the only live node."""
     sim = build_sim(["n1", "n2", "n3"], secrets={"n3": b"wrong"})
     create_and_join(sim, joiners=["n2"])
@@ -340,7 +340,7 @@ def test_s16_a_node_with_a_wrong_secret_cannot_take_over_the_cluster():
     assert not [r for r in events_of(sim.world, "JoinRejected") if r.node in ("n1", "n2")]
 
 
-def test_s16_unknown_node_is_rejected():
+def test_S15_S16_unknown_node_is_rejected():
     """S16: a server that is not in the member list is refused (unknown_member), even with the right secret."""
     sim = build_sim(["n1", "n2", "x9"])
     create_and_join(sim, members=["n1", "n2"], joiners=["n2"])
@@ -351,7 +351,7 @@ def test_s16_unknown_node_is_rejected():
     assert [r.node for r in events_of(sim.world, "QuorumAcquired")] == ["n1"]  # nor may it take the quorum
 
 
-def test_s16_a_flood_of_bad_joins_is_rate_limited_in_the_log():
+def test_S15_S16_a_flood_of_bad_joins_is_rate_limited_in_the_log():
     """S16: 30 bad joiners (unknown ids, half with a wrong secret too) within 1.5 s, retrying: every
     refusal is counted, but at most join_rejections_logged_per_window events per window per sponsor
     reach the log; `suppressed` carries the count of the others."""
@@ -384,7 +384,7 @@ def test_s16_a_flood_of_bad_joins_is_rate_limited_in_the_log():
     assert set(sim.state().config.members) == {"n1", "n2", "n3"}
 
 
-def test_s17_outdated_replica_gets_the_missing_tail():
+def test_S15_S17_outdated_replica_gets_the_missing_tail():
     """S4, S17: a node that was away while >= 10 events were appended gets a delta from its sponsor."""
     sim = build_sim(["n1", "n2", "n3"])
     create_and_join(sim)
@@ -418,7 +418,7 @@ def _foreign_history() -> list:
     return list(other.world.servers["n3"].replica)
 
 
-def test_s17_replica_of_another_history_is_replaced_by_a_full_copy_and_kept_aside():
+def test_S15_S17_replica_of_another_history_is_replaced_by_a_full_copy_and_kept_aside():
     """S17: a joiner whose copy has a different history gets a full copy; its old copy is kept aside."""
     foreign = _foreign_history()
     assert max(r.event.incarnation for r in foreign if r.event.type == "NodeJoined" and r.node == "n3") == 2
@@ -441,7 +441,7 @@ def test_s17_replica_of_another_history_is_replaced_by_a_full_copy_and_kept_asid
     assert view.config.name == "story"
 
 
-def test_s17_full_copy_admits_the_joiner_at_once():
+def test_S15_S17_full_copy_admits_the_joiner_at_once():
     """S17: after a full copy the joiner is admitted by the NodeJoined of that very join (one join, no
     retry after the join timeout), even when the discarded history had a higher incarnation for it."""
     foreign = _foreign_history()
@@ -456,7 +456,7 @@ def test_s17_full_copy_admits_the_joiner_at_once():
     assert t - t0 < S.join_ms
 
 
-def test_s18_a_joined_node_can_take_a_group():
+def test_S18_a_joined_node_can_take_a_group():
     """S18: with the replicated database a new node can bring shared resources online."""
     sim = build_sim(["n1", "n2", "n3"])
     create_and_join(sim)
@@ -471,7 +471,7 @@ def test_s18_a_joined_node_can_take_a_group():
 # --- leaving, failures, regroup (S19–S22) --------------------------------------------------------------------
 
 
-def test_s19_s21_s22_planned_leave_is_not_a_failure():
+def test_S19_S21_S22_planned_leave_is_not_a_failure():
     """S19, S21, S22, invariant 5: a planned leave sends ClusterExit; the leader records NodeExited and
     moves the node's groups; no regroup, and no miss count reaches the threshold for it."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -500,7 +500,7 @@ def test_s19_s21_s22_planned_leave_is_not_a_failure():
     sim.until(lambda: sim.node_state("n3") == "Online", 2000, what="n3 back")
 
 
-def test_s22_follower_crash_counts_misses_then_one_regroup_then_failover():
+def test_S22_follower_crash_counts_misses_then_one_regroup_then_failover():
     """S22, invariant 5: an unexpected failure: HeartbeatMissed 1..5, exactly one Regrouped with the
     node down, NodeDown, and its groups Online on another node."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -528,7 +528,7 @@ def test_s22_follower_crash_counts_misses_then_one_regroup_then_failover():
     assert sim.node_state("n3") == "Offline"
 
 
-def test_leader_partitioned_its_late_append_is_fenced_and_nothing_acknowledged_is_lost():
+def test_S8a_invariant2_leader_partitioned_its_late_append_is_fenced_and_nothing_acknowledged_is_lost():
     """S8a, S8b, invariants 1 and 2: a leader cut off with an append in flight is fenced: after the
     heal its proposal is refused (epoch), it steps down; no record of the old epoch follows the new
     epoch's first record; every acknowledged command is still in the quorum log."""
@@ -556,7 +556,7 @@ def test_leader_partitioned_its_late_append_is_fenced_and_nothing_acknowledged_i
     sim.until(lambda: replicas_match_quorum(sim.world, sim.ids), 1000, what="replicas equal")
 
 
-def test_leader_crash_new_epoch_takes_over_after_the_lease():
+def test_S8b_invariant1_leader_crash_new_epoch_takes_over_after_the_lease():
     """S5, S8, S22: the leader crashes: a follower takes the quorum under a new epoch (not before the
     old lease ran out), regroups once with the old leader down, and moves its groups."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -577,7 +577,7 @@ def test_leader_crash_new_epoch_takes_over_after_the_lease():
     assert sim.state().membership.leader == acq[0].node
 
 
-def test_leader_and_follower_crash_together_the_rest_carries_on():
+def test_S22_leader_and_follower_crash_together_the_rest_carries_on():
     """S22, invariant 6: two nodes (the leader and a follower) fail at once: the new leader declares
     both down, their groups run on the survivors, and the survivors keep heartbeating."""
     sim = build_sim(["n1", "n2", "n3", "n4"])
@@ -596,7 +596,7 @@ def test_leader_and_follower_crash_together_the_rest_carries_on():
     assert max(len(events_of(sim.world, "HeartbeatMissed", node=n, since_seq=seq0)) for n in ("n3", "n4")) == 0
 
 
-def test_leader_planned_exit_releases_the_quorum_for_an_immediate_takeover():
+def test_S21_leader_planned_exit_releases_the_quorum_for_an_immediate_takeover():
     """S21, S22: the leader leaves: it releases the quorum, a follower takes over without waiting
     out the lease, records NodeExited, moves the groups; no regroup."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -623,7 +623,7 @@ def test_leader_planned_exit_releases_the_quorum_for_an_immediate_takeover():
 # --- eviction (S20) -----------------------------------------------------------------------------------------
 
 
-def test_s20_a_member_that_does_not_apply_updates_is_evicted():
+def test_S20_a_member_that_does_not_apply_updates_is_evicted():
     """S20: a member whose replica lags more than evict_lag_events for evict_lag_ms is evicted:
     NodeEvicted(lagging...), it is told to stop, it leaves the member list."""
     sim = build_sim(["n1", "n2", "n3"], settings=fast_settings(evict_lag_events=5))
@@ -655,7 +655,7 @@ def test_s20_a_member_that_does_not_apply_updates_is_evicted():
     assert events_of(world, "Regrouped") == []  # an eviction is not a failure
 
 
-def test_s20_admin_evict_then_rejoin_refused_until_added_again():
+def test_S20_admin_evict_then_rejoin_refused_until_added_again():
     """S20, S16: admin evict -> NodeEvicted, the member is removed and stops; its rejoin is refused
     (evicted); after admin add-node it joins again."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -687,7 +687,7 @@ def _crash_and_restart_quorum(sim, down_ms: int):
     sim.world.start_quorum()
 
 
-def test_quorum_crash_and_restart_recovers_from_its_durable_log():
+def test_S7_quorum_crash_and_restart_recovers_from_its_durable_log():
     """S7, S8: the quorum crashes: the leader's lease runs out, groups stop; the restarted quorum
     recovers from its durable log, a leader takes it again and the cluster keeps committing."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -710,7 +710,7 @@ def test_quorum_crash_and_restart_recovers_from_its_durable_log():
     assert events_of(sim.world, "QuorumAcquired")[-1].epoch == sim.world.qdisk.epoch
 
 
-def test_quorum_restart_followers_resume_heartbeats_and_groups_run_again():
+def test_S7_quorum_restart_followers_resume_heartbeats_and_groups_run_again():
     """S8, S11, S22, invariant 6: after the quorum comes back every member heartbeats the leader again,
     its groups run again, and a silent member costs at most `misses` HeartbeatMissed events."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -730,7 +730,7 @@ def test_quorum_restart_followers_resume_heartbeats_and_groups_run_again():
 # --- resource groups -----------------------------------------------------------------------------------------
 
 
-def test_groups_failover_follows_preferred_owners_and_failback_returns_them():
+def test_invariant4_groups_failover_follows_preferred_owners_and_failback_returns_them():
     """S11, S22: on failover a group goes to its first preferred owner that is Online; failback=True
     returns it to its first preferred owner when that node is back; failback=False leaves it."""
     sim = build_sim(["n1", "n2", "n3", "n4"])
@@ -749,7 +749,7 @@ def test_groups_failover_follows_preferred_owners_and_failback_returns_them():
     assert not [r for r in events_of(sim.world, "GroupMoved") if r.event.group == "gs" and r.event.to_node == "n2"][1:]
 
 
-def test_groups_without_a_live_preferred_owner_go_to_the_least_loaded_online_node():
+def test_invariant4_groups_without_a_live_preferred_owner_go_to_the_least_loaded_online_node():
     """Group placement (DESIGN §4): no preferred owner Online -> the Online node with the fewest groups
     (never a Paused one); no Online node -> the group is Offline, and placed when a node comes back."""
     sim = build_sim(["n1", "n2", "n3", "n4"])
@@ -779,7 +779,7 @@ def test_groups_without_a_live_preferred_owner_go_to_the_least_loaded_online_nod
 # --- one-way partitions (S8c) -----------------------------------------------------------------------------------
 
 
-def test_s8c_member_that_cannot_hear_the_leader_loses_its_groups_to_another_node():
+def test_S8c_member_that_cannot_hear_the_leader_loses_its_groups_to_another_node():
     """S8c, S22: a node that cannot hear the leader (one-way cut) stops its groups, and those
     groups are brought online on another node within the failover bound."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -790,7 +790,7 @@ def test_s8c_member_that_cannot_hear_the_leader_loses_its_groups_to_another_node
               4 * S.failover_bound_ms, what="g3 running on another node")
 
 
-def test_s8_a_leader_deaf_to_the_quorum_does_not_block_the_cluster():
+def test_S8_a_leader_deaf_to_the_quorum_does_not_block_the_cluster():
     """S8a, S8b: a leader that cannot hear the quorum loses it to a node that can, within a bound."""
     sim = build_sim(["n1", "n2", "n3"])
     create_and_join(sim)
@@ -802,7 +802,7 @@ def test_s8_a_leader_deaf_to_the_quorum_does_not_block_the_cluster():
 # --- crashes with a torn last write, admin errors, a noisy network -----------------------------------------------
 
 
-def test_torn_last_write_is_cut_and_refetched_on_rejoin():
+def test_S17_invariant2_torn_last_write_is_cut_and_refetched_on_rejoin():
     """S4, S17, invariant 2: a crash tears the last replica write; the node reopens without it and
     gets it back (delta) when it rejoins."""
     sim = build_sim(["n1", "n2", "n3"])
@@ -819,7 +819,7 @@ def test_torn_last_write_is_cut_and_refetched_on_rejoin():
     sim.until(lambda: replicas_match_quorum(sim.world, sim.ids), 1000, what="replicas equal")
 
 
-def test_admin_commands_fail_with_a_status_not_a_crash():
+def test_S12_S20_admin_commands_fail_with_a_status_not_a_crash():
     """DESIGN §6: a rejected command is an operating error with an HTTP-style status."""
     sim = build_sim(["n1", "n2", "n3"])
     create_and_join(sim)
@@ -854,7 +854,7 @@ def test_admin_commands_fail_with_a_status_not_a_crash():
 
 
 @pytest.mark.parametrize("seed", [3, 5, 8])
-def test_noisy_network_loss_duplication_jitter_then_heal(seed):
+def test_invariant6_noisy_network_loss_duplication_jitter_then_heal(seed):
     """Invariants 1–5 under 20 % loss, 20 % duplication and 30 ms jitter for 4 s; then invariant 6:
     every member Online, leader/follower roles, every group running on its owner."""
     sim = build_sim(["n1", "n2", "n3", "n4"], seed=seed)
@@ -874,7 +874,7 @@ def test_noisy_network_loss_duplication_jitter_then_heal(seed):
     sim.until(lambda: replicas_match_quorum(sim.world, sim.ids), 2000, what="replicas equal")
 
 
-def test_s1_s5_only_the_creator_forms_an_empty_cluster():
+def test_S1_S5_only_the_creator_forms_an_empty_cluster():
     """S1, S5: members started before the creator find the quorum log empty; even when granted
     the quorum they do not form a cluster of their own — they give it back and wait, and join
     once the creator has created it."""
@@ -890,7 +890,7 @@ def test_s1_s5_only_the_creator_forms_an_empty_cluster():
     assert [r.event.type for r in w.qdisk.records[:2]] == ["ClusterCreated", "QuorumConfigured"]
 
 
-def test_s21_leader_leaving_with_a_group_never_runs_it_twice():
+def test_S21_invariant4_leader_leaving_with_a_group_never_runs_it_twice():
     """S21, invariant 4 (found by the seed sweep, seed 14947): a leader that leaves while it runs a
     group must not place that group elsewhere in the batch that records its own exit: a follower
     can read that batch from the quorum log before the leader hears that it committed. Here the

@@ -12,15 +12,13 @@ from pathlib import Path
 from actors.node import CreateSpec
 from actors.settings import ProtocolSettings
 from roster.sim.invariants import InvariantChecker, InvariantViolation, check_liveness
+from roster.sim.options import FAULT_KINDS, SimOptions
 from roster.sim.world import World
 
-FAULT_KINDS = ("crash", "partition", "loss", "delay", "dup", "torn")
+__all__ = ["FAULT_KINDS", "RunResult", "Scenario", "SimOptions", "run_seed", "sim_settings"]
+
 SIM_HEARTBEAT_INTERVAL_MS = 100
-FAULT_GAP_MIN_MS = 300
-FAULT_GAP_MAX_MS = 1500
 FAULT_PHASE_FRACTION = 0.6  # faults stop here; the rest of the run is for healing (invariant 6)
-GROUPS_PER_RUN = 3
-ADMIN_GAP_MS = 1500
 SETTLE_INTERVALS = 10  # records committed this close to the end may still be on their way
 
 
@@ -42,17 +40,17 @@ class RunResult:
     steps: int = 0
     messages: int = 0
     log: list[str] = field(default_factory=list)
+    options: SimOptions | None = None
 
 
 class Scenario:
-    def __init__(self, seed: int, nodes: int, faults: tuple[str, ...], duration_ms: int,
+    def __init__(self, seed: int, nodes: int, faults: tuple[str, ...] | SimOptions, duration_ms: int,
                  settings: ProtocolSettings | None = None) -> None:
-        unknown = set(faults) - set(FAULT_KINDS)
-        if unknown:
-            raise ValueError(f"unknown fault kind(s): {', '.join(sorted(unknown))}")
+        """`faults`: the classic option mix with these fault kinds, or a whole `SimOptions`."""
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
-        self.seed, self.faults, self.duration_ms = seed, faults, duration_ms
+        self.options = faults if isinstance(faults, SimOptions) else SimOptions.classic(tuple(faults))
+        self.seed, self.faults, self.duration_ms = seed, self.options.faults, duration_ms
         self.settings = settings or sim_settings()
         self.world = World(seed=seed, settings=self.settings)
         self.ids = [f"n{i}" for i in range(1, nodes + 1)]
@@ -74,7 +72,8 @@ class Scenario:
         w.start_quorum()
         w.start_server(self.ids[0], create=CreateSpec("sim-cluster", f"sim-{self.seed}", tuple(self.ids)))
         for n in self.ids[1:]:
-            w.schedule(self.rng.randint(50, 400), lambda n=n: w.start_server(n))
+            w.schedule(self.rng.randint(self.options.start_spread_min_ms, self.options.start_spread_max_ms),
+                       lambda n=n: w.start_server(n))
         heal_at = int(self.duration_ms * FAULT_PHASE_FRACTION)
         self._plan_workload(heal_at)
         if self.faults:
@@ -97,14 +96,14 @@ class Scenario:
 
     def _plan_workload(self, until_ms: int) -> None:
         w = self.world
-        for i in range(GROUPS_PER_RUN):
+        for i in range(self.options.groups):
             owners = self.rng.sample(self.ids, k=min(2, len(self.ids)))
             w.schedule(800 + 50 * i, lambda i=i, o=owners: self._admin("group-create", group=f"g{i}",
                                                                      preferred_owners=o, failback=i == 0))
         t = 1500
         while t < until_ms:
             w.schedule(t, self._random_admin)
-            t += self.rng.randint(ADMIN_GAP_MS // 2, ADMIN_GAP_MS * 2)
+            t += self.rng.randint(self.options.admin_gap_ms // 2, self.options.admin_gap_ms * 2)
 
     def _admin(self, op: str, **args) -> None:
         self.requests += 1
@@ -119,7 +118,7 @@ class Scenario:
         elif roll < 0.6:
             self._admin("resume", node=n)
         elif roll < 0.85:
-            self._admin("group-move", group=f"g{self.rng.randrange(GROUPS_PER_RUN)}", node=n)
+            self._admin("group-move", group=f"g{self.rng.randrange(self.options.groups)}", node=n)
         elif n != self.ids[0]:  # a planned leave, then the service starts again later (S19, S21)
             self._admin("leave", node=n)
             self.world.schedule(self.world.elapsed + self.rng.randint(500, 3000), lambda n=n: self._restart_if_down(n))
@@ -135,13 +134,14 @@ class Scenario:
         while t < until_ms:
             kind = self.rng.choice([k for k in self.faults if k != "torn"] or ["crash"])
             self.world.schedule(t, lambda k=kind: self._inject(k))
-            t += self.rng.randint(FAULT_GAP_MIN_MS, FAULT_GAP_MAX_MS)
+            t += self.rng.randint(self.options.fault_gap_min_ms, self.options.fault_gap_max_ms)
 
     def _inject(self, kind: str) -> None:
-        w, rng, det = self.world, self.rng, self.settings.detection_ms
-        back_at = w.elapsed + rng.randint(det // 2, det * 3)
+        w, rng, det, o = self.world, self.rng, self.settings.detection_ms, self.options
+        back_at = w.elapsed + rng.randint(int(det * o.fault_duration_min_detections),
+                                          int(det * o.fault_duration_max_detections))
         if kind == "crash":
-            if rng.random() < 0.15 and w.quorum_up:
+            if rng.random() < o.quorum_crash_probability and w.quorum_up:
                 w.crash_quorum()
                 w.schedule(back_at, w.start_quorum)
                 return
@@ -149,23 +149,23 @@ class Scenario:
             if not up:
                 return
             n = rng.choice(up)
-            w.crash_server(n, torn="torn" in self.faults and rng.random() < 0.5)
+            w.crash_server(n, torn="torn" in self.faults and rng.random() < o.torn_write_probability)
             self.crashed_at[n] = w.elapsed
             self.down_since.setdefault(n, w.elapsed)
             w.schedule(back_at, lambda n=n: self._restart_crashed(n))
         elif kind == "partition":
             everyone = [*self.ids, "quorum"]
             side = set(rng.sample(everyone, k=rng.randint(1, max(1, len(everyone) // 2))))
-            w.net.partition(side, set(everyone) - side, one_way=rng.random() < 0.3)
+            w.net.partition(side, set(everyone) - side, one_way=rng.random() < o.one_way_partition_probability)
             w.schedule(back_at, lambda: w.net.cond.blocked.clear())
         elif kind == "loss":
-            w.net.cond.loss = rng.uniform(0.05, 0.3)
+            w.net.cond.loss = rng.uniform(o.loss_min, o.loss_max)
             w.schedule(back_at, lambda: setattr(w.net.cond, "loss", 0.0))
         elif kind == "delay":
-            w.net.cond.jitter_ms = rng.randint(1, self.settings.interval_ms // 2)
+            w.net.cond.jitter_ms = rng.randint(1, max(1, int(self.settings.interval_ms * o.jitter_max_intervals)))
             w.schedule(back_at, lambda: setattr(w.net.cond, "jitter_ms", 1))
         elif kind == "dup":
-            w.net.cond.dup = rng.uniform(0.05, 0.3)
+            w.net.cond.dup = rng.uniform(o.dup_min, o.dup_max)
             w.schedule(back_at, lambda: setattr(w.net.cond, "dup", 0.0))
 
     def _watch_downs(self, world: World, addr: str, msg: object) -> None:
@@ -207,7 +207,8 @@ class Scenario:
         return RunResult(seed=self.seed, ok=violation is None, violation=violation, events=len(records),
                          regroups=regroups, failovers=failovers, false_downs=self.live_downs,
                          detection_ms=list(self.detection_ms),
-                         steps=self.world.steps, messages=self.world.messages, log=self.world.log_lines)
+                         steps=self.world.steps, messages=self.world.messages, log=self.world.log_lines,
+                         options=self.options)
 
     def write_logs(self, out: Path) -> None:
         """The run's quorum log and every replica, in the real log format (for `roster replay`)."""
@@ -222,7 +223,8 @@ class Scenario:
                     log.append_records(list(records))
 
 
-def run_seed(seed: int, nodes: int, faults: tuple[str, ...], duration_ms: int, out: Path | None = None) -> RunResult:
+def run_seed(seed: int, nodes: int, faults: tuple[str, ...] | SimOptions, duration_ms: int,
+             out: Path | None = None) -> RunResult:
     scenario = Scenario(seed, nodes, faults, duration_ms)
     result = scenario.run()
     if out is not None:

@@ -1,0 +1,84 @@
+"""Everything a simulated run may vary, in one place, drawn from the seed (swarm testing).
+
+Like TigerBeetle's VOPR: a seed decides not only the faults' timing but which fault kinds
+are on at all and how hard each one hits, so a sweep explores many different worlds
+instead of one mix. `SimOptions.classic(faults)` is the fixed mix every run used before
+(the regression seeds were found with it and replay with it exactly).
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import asdict, dataclass
+
+FAULT_KINDS = ("crash", "partition", "loss", "delay", "dup", "torn")
+SWARM_FAULT_ON_PROBABILITY = 0.6  # each kind is on in about this share of swarm seeds
+OPTIONS_SALT = "roster-sim-options"  # a separate stream: drawing options never shifts the world's RNG
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    faults: tuple[str, ...]
+    fault_gap_min_ms: int = 300  # between two injected faults
+    fault_gap_max_ms: int = 1500
+    fault_duration_min_detections: float = 0.5  # how long a fault lasts, in detection times
+    fault_duration_max_detections: float = 3.0
+    loss_min: float = 0.05  # a loss fault drops this share of messages
+    loss_max: float = 0.3
+    dup_min: float = 0.05
+    dup_max: float = 0.3
+    jitter_max_intervals: float = 0.5  # a delay fault adds up to this many intervals of jitter
+    quorum_crash_probability: float = 0.15  # a crash fault takes the quorum instead of a server
+    torn_write_probability: float = 0.5  # a crashed server's last write is torn (with "torn")
+    one_way_partition_probability: float = 0.3
+    admin_gap_ms: int = 1500  # mean gap between two admin commands of the workload
+    groups: int = 3
+    start_spread_min_ms: int = 50  # servers other than the creator start in this window
+    start_spread_max_ms: int = 400
+
+    def __post_init__(self) -> None:
+        unknown = set(self.faults) - set(FAULT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown fault kind(s): {', '.join(sorted(unknown))}")
+
+    @classmethod
+    def classic(cls, faults: tuple[str, ...] = FAULT_KINDS) -> SimOptions:
+        return cls(faults=tuple(faults))
+
+    @classmethod
+    def from_seed(cls, seed: int, faults: tuple[str, ...] | None = None) -> SimOptions:
+        """Swarm options for `seed`; `faults` pins the fault kinds (the rest is still drawn)."""
+        rng = random.Random(f"{OPTIONS_SALT}:{seed}")
+        drawn = tuple(k for k in FAULT_KINDS if rng.random() < SWARM_FAULT_ON_PROBABILITY)
+        gap_min = rng.randint(100, 800)
+        loss_max = rng.uniform(0.05, 0.5)
+        dup_max = rng.uniform(0.05, 0.5)
+        return cls(
+            faults=tuple(faults) if faults is not None else drawn,
+            fault_gap_min_ms=gap_min,
+            fault_gap_max_ms=gap_min + rng.randint(100, 2500),
+            fault_duration_min_detections=rng.uniform(0.2, 1.0),
+            fault_duration_max_detections=rng.uniform(1.0, 4.0),
+            loss_min=loss_max * rng.uniform(0.1, 0.9),
+            loss_max=loss_max,
+            dup_min=dup_max * rng.uniform(0.1, 0.9),
+            dup_max=dup_max,
+            jitter_max_intervals=rng.uniform(0.05, 1.0),
+            quorum_crash_probability=rng.uniform(0.0, 0.3),
+            torn_write_probability=rng.uniform(0.1, 0.9),
+            one_way_partition_probability=rng.uniform(0.0, 0.6),
+            admin_gap_ms=rng.randint(200, 3000),
+            groups=rng.randint(1, 6),
+            start_spread_min_ms=rng.randint(0, 100),
+            start_spread_max_ms=rng.randint(150, 1500),
+        )
+
+    def describe(self) -> str:
+        """One line for a run's report: everything needed to see what the seed chose."""
+        parts = []
+        for key, value in asdict(self).items():
+            if key == "faults":
+                parts.append(f"faults={','.join(value) or 'none'}")
+            else:
+                parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
+        return " ".join(parts)

@@ -1,0 +1,299 @@
+"""The Node core's step table, one role at a time, without the simulator.
+
+Each test puts a `NodeCore` into a role through the same messages the shells deliver, then
+hands it one message and checks what it decides. Test names carry the requirement (S…) or
+invariant they cover, so `pytest -k S15` finds the join tests.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from actors import admin
+from actors import messages as m
+from actors.auth import join_mac
+from actors.effects import SetTimer, StopGroup
+from actors.node import KNOWN_MESSAGES, STEP, TICK, TIMERS, NodeCore, NodeIdentity, Role, Timer
+from actors.node_state import STOPPED_ROLES
+from actors.settings import ProtocolSettings
+from events import types as ev
+from events.record import draft
+from projections import state as proj
+from projections.state import ClusterState
+from tests.test_cores_pure import creation, group, joined, only, seal, sends
+
+ROOT = Path(__file__).resolve().parent.parent
+SETTINGS = ProtocolSettings()
+SECRET = b"s" * 32
+T0 = 1_000_000
+
+
+def _node(node_id: str, records, peers=("n1", "n2", "n3")) -> NodeCore:
+    ident = NodeIdentity(node_id, "c1", SECRET, peers)
+    return NodeCore(ident, SETTINGS, entropy=b"e" * 16, records=list(records))
+
+
+def follower(now: int = T0) -> tuple[NodeCore, list]:
+    """n2, admitted by leader n1 (epoch 1): a FOLLOWER that has sent its first heartbeat."""
+    base = seal(creation())
+    node = _node("n2", base)
+    node.start(now)
+    admitted = seal(joined("n2"), after=base)
+    out = node.step(m.Committed(records=tuple(admitted)), now, "elm:n2")
+    assert node.role == Role.FOLLOWER and node.leader == "n1"
+    return node, base + admitted
+
+
+def ack(node: NodeCore, sent_at: int, now: int) -> list:
+    return node.step(m.HeartbeatAck(leader="n1", epoch=1, committed_seq=node.view.seq, sent_at=sent_at), now, "node:n1")
+
+
+# --- the table itself --------------------------------------------------------------------------------
+def test_every_live_role_has_a_step_a_tick_and_timers() -> None:
+    live = set(Role) - STOPPED_ROLES
+    assert set(STEP) == live and set(TICK) == live and set(TIMERS) == live
+    assert all(m.TimerFired in STEP[r] and m.Committed in STEP[r] for r in live)
+
+
+def test_a_message_the_role_has_no_entry_for_is_ignored_in_one_place() -> None:
+    node, _ = follower()
+    assert m.JoinApproved not in STEP[Role.FOLLOWER]
+    out = node.step(m.JoinApproved(joiner="n3", sponsor="n2", mode="none", from_seq=0, to_seq=0, their_seq=0),
+                    T0 + 1, "node:n3")
+    assert out == [] and node.role == Role.FOLLOWER
+
+
+def test_a_message_no_role_knows_is_a_bug() -> None:
+    node, _ = follower()
+    assert m.Propose not in KNOWN_MESSAGES
+    with pytest.raises(TypeError):
+        node.step(m.Propose(epoch=1, drafts=(), batch_id="x"), T0, "elm:n2")
+
+
+def test_timer_keys_are_typed() -> None:
+    node, _ = follower()
+    out = node.step(m.TimerFired(key=Timer.TICK), T0 + 1000, "node:n2")
+    assert any(isinstance(e, SetTimer) and e.key == Timer.TICK for e in out)
+    with pytest.raises(ValueError):
+        node.step(m.TimerFired(key="no-such-timer"), T0, "node:n2")
+
+
+# --- FOLLOWER ------------------------------------------------------------------------------------------
+def test_S8c_follower_runs_its_groups_only_while_the_leaders_acks_are_fresh() -> None:
+    node, records = follower()
+    placed = seal([group("web"), draft(ev.GroupMoved(group="web", from_node=None, to_node="n2", reason="placed"),
+                                       by="n1")], after=records)
+    node.step(m.Committed(records=tuple(placed)), T0, "elm:n2")
+    assert "web" not in node.running  # no ack yet: no contact, nothing runs
+    ack(node, sent_at=T0, now=T0 + 5)
+    assert node.running == {"web"}
+    out = node.step(m.TimerFired(key=Timer.CONTACT), T0 + SETTINGS.detection_ms, "node:n2")
+    assert StopGroup("web") in out and node.running == set()
+
+
+def test_S8c_follower_that_hears_no_leader_fences_itself_and_asks_the_quorum() -> None:
+    node, _ = follower()
+    out = node.step(m.TimerFired(key=Timer.TICK), T0 + SETTINGS.detection_ms, "node:n2")
+    assert node.role == Role.SEARCHING and node.fenced
+    assert only(out, m.AcquireQuorum, to=m.QUORUM).node == "n2"
+    assert only(out, m.Heartbeat, to="node:n1").fenced
+
+
+def test_S22_follower_answers_a_regroup_poll_and_drops_one_from_an_older_epoch() -> None:
+    node, _ = follower()
+    out = node.step(m.RegroupPoll(leader="n1", epoch=1, round=4), T0 + 1, "node:n1")
+    assert only(out, m.RegroupAck, to="node:n1").round == 4
+    node.epoch = 3
+    assert sends(node.step(m.RegroupPoll(leader="n1", epoch=1, round=5), T0 + 2, "node:n1")) == []
+
+
+def test_S13_follower_told_it_is_not_a_member_rejoins() -> None:
+    node, _ = follower()
+    out = node.step(m.NotMember(leader="n1", epoch=1), T0 + 1, "node:n1")
+    assert node.role == Role.JOINING and sends(out, m.Discover)
+
+
+def test_S21_follower_hearing_its_leader_leave_asks_for_the_quorum_at_once() -> None:
+    node, _ = follower()
+    out = node.step(m.ClusterExit(node="n1", epoch=1), T0 + 1, "node:n1")
+    assert node.role == Role.SEARCHING and only(out, m.AcquireQuorum)
+
+
+def test_S22_follower_relays_another_members_exit_to_the_leader_once() -> None:
+    node, _ = follower()
+    relayed = only(node.step(m.ClusterExit(node="n3", epoch=1), T0 + 1, "node:n3"), m.ClusterExit, to="node:n1")
+    assert relayed.forwarded and node.role == Role.FOLLOWER
+    assert sends(node.step(relayed, T0 + 2, "node:n3"), m.ClusterExit) == []  # never relayed twice
+
+
+def test_follower_forwards_admin_commands_to_the_leader_a_bounded_number_of_times() -> None:
+    node, _ = follower()
+    cmd = m.AdminCommand(op="pause", args={"node": "n3"}, request_id="r1", reply_to="client")
+    assert only(node.step(cmd, T0, "client"), m.AdminCommand, to="node:n1").hops == 1
+    worn = cmd.model_copy(update={"hops": 3})
+    assert only(node.step(worn, T0, "client"), m.AdminReply, to="client").error == "no_leader"
+
+
+# --- the sponsor side (a follower sponsoring a joiner) ----------------------------------------------------
+def test_S15_a_follower_sponsors_a_joiner_challenge_then_sync() -> None:
+    node, _ = follower()
+    reply = only(node.step(m.Discover(node="n3", cluster_id="c1"), T0, "node:n3"), m.DiscoverReply, to="node:n3")
+    assert reply.member == "n2"
+    req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
+    challenge = only(node.step(req, T0, "node:n3"), m.JoinChallenge, to="node:n3")
+    mac = join_mac(SECRET, challenge.nonce, "n3", "c1")
+    sync = only(node.step(m.JoinResponse(node="n3", mac=mac), T0, "node:n3"), m.SendSync, to="elm:n2")
+    assert sync.joiner == "n3" and sync.their_seq == 0
+
+
+def test_S16_a_bad_mac_is_refused_and_the_rejection_goes_to_the_leader_as_a_draft() -> None:
+    node, _ = follower()
+    req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
+    node.step(req, T0, "node:n3")
+    out = node.step(m.JoinResponse(node="n3", mac="00" * 32), T0, "node:n3")
+    assert only(out, m.JoinRefused, to="node:n3").reason == "bad_credentials"
+    forwarded = only(out, m.ForwardDrafts, to="node:n1")
+    assert forwarded.drafts[0].event.type == "JoinRejected"
+
+
+def test_S15_a_joiner_from_another_cluster_is_refused() -> None:
+    node, _ = follower()
+    assert sends(node.step(m.Discover(node="x", cluster_id="other"), T0, "node:x")) == []
+    req = m.JoinRequest(node="x", cluster_id="other", replica_seq=0, replica_hash="0" * 32)
+    assert only(node.step(req, T0, "node:x"), m.JoinRefused).reason == "wrong_cluster"
+
+
+# --- JOINING / REJECTED ---------------------------------------------------------------------------------
+def joiner() -> NodeCore:
+    node = _node("n3", seal(creation()))
+    out = node.start(T0)
+    assert node.role == Role.JOINING and {s.node for s in sends(out, m.Discover)} == {"n3"}
+    return node
+
+
+def test_S15_the_first_member_that_answers_is_the_sponsor() -> None:
+    node = joiner()
+    req = only(node.step(m.DiscoverReply(member="n2", leader="n1", epoch=1), T0 + 1, "node:n2"),
+               m.JoinRequest, to="node:n2")
+    assert req.replica_seq == node.view.seq
+    assert sends(node.step(m.DiscoverReply(member="n1", leader="n1", epoch=1), T0 + 2, "node:n1")) == []
+    # a challenge from anyone but the sponsor is not answered
+    assert sends(node.step(m.JoinChallenge(sponsor="n1", nonce="abc"), T0 + 3, "node:n1")) == []
+    resp = only(node.step(m.JoinChallenge(sponsor="n2", nonce="abc"), T0 + 3, "node:n2"), m.JoinResponse)
+    assert resp.mac == join_mac(SECRET, "abc", "n3", "c1")
+
+
+def test_S16_a_refused_joiner_waits_out_its_back_off_then_joins_again() -> None:
+    node = joiner()
+    node.step(m.DiscoverReply(member="n2", leader="n1", epoch=1), T0 + 1, "node:n2")
+    node.step(m.JoinRefused(sponsor="n2", reason="unknown_member"), T0 + 2, "node:n2")
+    assert node.role == Role.REJECTED
+    assert sends(node.step(m.TimerFired(key=Timer.TICK), T0 + 3, "node:n3")) == []
+    later = T0 + 2 + SETTINGS.rejection_backoff_ms
+    out = node.step(m.TimerFired(key=Timer.TICK), later, "node:n3")
+    assert node.role == Role.JOINING and sends(out, m.Discover)
+
+
+def test_S5_nobody_answers_discovery_so_the_joiner_asks_the_quorum() -> None:
+    node = joiner()
+    out = node.step(m.TimerFired(key=Timer.DISCOVERY), T0 + SETTINGS.discovery_ms, "node:n3")
+    assert node.role == Role.FORMING and only(out, m.AcquireQuorum, to=m.QUORUM)
+
+
+# --- LEADER ---------------------------------------------------------------------------------------------
+def leader() -> tuple[NodeCore, list]:
+    """n1 granted the quorum (epoch 2) over a log where n2 joined; caught up: LEADER."""
+    records = seal(creation())
+    records += seal(joined("n2"), after=records)
+    node = _node("n1", records)
+    node.start(T0)
+    node.step(m.QuorumGranted(epoch=2, lease_ms=SETTINGS.lease_ms, head_seq=len(records), sent_at=T0), T0, "quorum")
+    assert node.role == Role.TAKING_OVER
+    node.step(m.CaughtUp(head_seq=len(records)), T0, "elm:n1")
+    assert node.role == Role.LEADER
+    return node, records
+
+
+def test_S22_the_leader_acks_a_members_heartbeat_with_its_committed_seq() -> None:
+    node, records = leader()
+    hb = m.Heartbeat(node="n2", epoch=2, applied_seq=len(records), sent_at=T0 + 7)
+    a = only(node.step(hb, T0 + 10, "node:n2"), m.HeartbeatAck, to="node:n2")
+    assert a.sent_at == T0 + 7 and a.epoch == 2 and a.committed_seq == node.view.seq
+
+
+def test_S8c_the_leader_answers_a_fenced_heartbeat_with_not_member() -> None:
+    node, records = leader()
+    hb = m.Heartbeat(node="n2", epoch=2, applied_seq=len(records), sent_at=T0, fenced=True)
+    assert only(node.step(hb, T0 + 1, "node:n2"), m.NotMember, to="node:n2").leader == "n1"
+
+
+def test_invariant1_a_leader_that_hears_a_newer_epoch_steps_down() -> None:
+    node, records = leader()
+    node.step(m.Heartbeat(node="n2", epoch=5, applied_seq=len(records), sent_at=T0), T0 + 1, "node:n2")
+    assert node.role == Role.SEARCHING
+
+
+def test_S22_the_leader_counts_misses_as_bounded_events() -> None:
+    node, _ = leader()
+    node.step(m.TimerFired(key=Timer.MISSES), T0 + SETTINGS.interval_ms, "node:n1")
+    lead = node.lead
+    pending = [*(lead.inflight.drafts if lead.inflight else ()), *lead.outbox]
+    missed = [(d.node, d.event.count) for d in pending if d.event.type == "HeartbeatMissed"]
+    assert missed == [("n2", 1)]
+    # the same instant again: not a second miss (a miss is counted once per interval)
+    node.step(m.TimerFired(key=Timer.MISSES), T0 + SETTINGS.interval_ms, "node:n1")
+    pending = [*(lead.inflight.drafts if lead.inflight else ()), *lead.outbox]
+    assert sum(d.event.type == "HeartbeatMissed" for d in pending) == 1
+
+
+# --- admin decisions are pure ---------------------------------------------------------------------------
+def test_admin_decisions_are_pure_functions_of_view_and_command() -> None:
+    records = seal(creation())
+    records += seal(joined("n2"), after=records)
+    view = proj.fold(ClusterState(), records)
+    before = view.digest()
+    cmd = m.AdminCommand(op="pause", args={"node": "n2", "drain": True}, request_id="r", reply_to="c")
+    a = admin.decide(view, cmd, leader="n1", stopped=lambda *_: True)
+    b = admin.decide(view, cmd, leader="n1", stopped=lambda *_: True)
+    assert a == b and a.reply is None and [d.event.type for d in a.drafts] == ["NodePaused"]
+    assert view.digest() == before
+    bad = admin.decide(view, cmd.model_copy(update={"args": {"node": "zz"}}), leader="n1", stopped=lambda *_: True)
+    assert bad.reply is not None and bad.reply.status == 404 and not bad.drafts
+
+
+# --- structure ---------------------------------------------------------------------------------------------
+def _module_imports(path: Path) -> set[str]:
+    """`actors.*` modules imported at module level (TYPE_CHECKING blocks count too: a cycle is a cycle)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("actors"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("actors"))
+    return found
+
+
+def test_no_import_circle_among_actor_modules() -> None:
+    modules = {".".join(p.relative_to(ROOT).with_suffix("").parts): p for p in (ROOT / "actors").rglob("*.py")}
+    modules = {k.removesuffix(".__init__"): v for k, v in modules.items()}
+    graph = {name: {d for d in _module_imports(path) if d in modules and d != name} for name, path in modules.items()}
+    graph = {k: v - {"actors", "actors.roles"} for k, v in graph.items()}
+    state: dict[str, int] = {}
+
+    def visit(n: str, trail: list[str]) -> None:
+        state[n] = 1
+        for d in sorted(graph[n]):
+            if state.get(d) == 1:
+                raise AssertionError("import circle: " + " -> ".join([*trail, n, d]))
+            if d not in state:
+                visit(d, [*trail, n])
+        state[n] = 2
+
+    for name in sorted(graph):
+        if name not in state:
+            visit(name, [])
+    assert "actors.roles.follower" in graph and graph["actors.node"]
