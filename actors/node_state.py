@@ -156,6 +156,7 @@ class LeaderState:
     admitting: dict[str, int] = field(default_factory=dict)  # joiner -> incarnation on its way
     seen_requests: dict[str, None] = field(default_factory=dict)  # recent admin ids, oldest first
     moving: dict[str, str] = field(default_factory=dict)  # group -> where it goes once stopped
+    released: bool = False  # leaving: our QuorumReleased is queued; we append nothing after it
 
 
 RoleState = JoinAttempt | Forming | TakingOver | Rejected | Following | LeaderState | None

@@ -618,6 +618,10 @@ def test_S21_leader_planned_exit_releases_the_quorum_for_an_immediate_takeover()
     assert not any(r.event.type in ("Regrouped", "NodeDown") for r in after)
     assert not any(r.event.type == "HeartbeatMissed" and r.node == "n1" for r in after)
     assert sim.world.qdisk.owner == acq[0].node
+    # The exit's batch ends with QuorumReleased: the last record of epoch 1, by n1.
+    epoch1 = [r for r in after if r.epoch == 1]
+    assert epoch1[-1].event.type == "QuorumReleased" and epoch1[-1].node == "n1"
+    assert sum(r.event.type == "QuorumReleased" for r in after) == 1
 
 
 # --- eviction (S20) -----------------------------------------------------------------------------------------

@@ -96,6 +96,11 @@ def flush(node: NodeState, now: int) -> list[Effect]:
     # Place groups against the view as it will be once the outbox commits, so that a
     # NodeDown and the moves of that node's groups land in one batch (invariant 4).
     lead.outbox += reconcile(node, speculative_view(node), now)
+    if node.leaving and not lead.released:
+        # Our exit's batch ends with the release: nothing more is appended under our epoch,
+        # and the log says why the next leader needs no lease to run out (S21).
+        lead.released = True
+        lead.outbox.append(draft(ev.QuorumReleased(), by=node.id, node=node.id))
     if not lead.outbox:
         return []
     lead.batches += 1
