@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from events import codec
-from roster.cli_offline import _cell, _table
+from roster.cli_format import cell, emit_json, seq_arg, table
 from roster.datadir import read_token
 from roster.errors import UserError
 
@@ -108,10 +108,6 @@ def _token(args: argparse.Namespace) -> str:
     return read_token(Path(args.data_dir))  # $ROSTER_TOKEN, else <data dir>/admin.token
 
 
-def _emit_json(doc: Any) -> None:
-    sys.stdout.write(codec.dumps(doc, indent=True).decode() + "\n")
-
-
 def _quote(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 
@@ -124,7 +120,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     path = "/v1/membership" + (f"?{urllib.parse.urlencode(query)}" if query else "")
     doc = Api(args.url).call("GET", path)
     if args.json:
-        _emit_json(doc)
+        emit_json(doc)
         return 0
     try:
         _print_status(doc)
@@ -137,12 +133,12 @@ def _print_status(doc: dict[str, Any]) -> None:
     out = sys.stdout
     print(f"cluster {doc['cluster'] or '-'} (id {doc['cluster_id'] or '-'})  seq {doc['seq']}  "
           f"epoch {doc['epoch']}  leader {doc['leader'] or '-'}  ts {doc['ts'] or '-'}\n", file=out)
-    _table(("NODE", "STATE", "SINCE SEQ", "INCARNATION", "GROUPS", "REASON"),
+    table(("NODE", "STATE", "SINCE SEQ", "INCARNATION", "GROUPS", "REASON"),
            [(n["id"] + (" *" if n["leader"] else ""), n["state"] + (" (evicted)" if n["evicted"] else ""),
              n["since_seq"], n["incarnation"], n["groups"], n["reason"]) for n in doc["nodes"]], out)
     if doc["groups"]:
         print(file=out)
-        _table(("GROUP", "OWNER", "STATE", "SINCE SEQ", "PREFERRED OWNERS", "FAILBACK"),
+        table(("GROUP", "OWNER", "STATE", "SINCE SEQ", "PREFERRED OWNERS", "FAILBACK"),
                [(g["name"], g["owner"], g["state"], g["since_seq"], g["preferred_owners"], g["failback"])
                 for g in doc["groups"]], out)
 
@@ -157,7 +153,7 @@ _DONE = {"pause": "paused", "resume": "resumed", "evict": "evicted", "leave": "a
 def _admin(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
     doc = Api(args.url, _token(args)).call(method, path, body)
     if args.json:
-        _emit_json(doc)
+        emit_json(doc)
         return 0
     op = str(doc.get("op", ""))
     subject = f"group {doc['group']}" if "group" in doc else f"node {doc.get('node', '-')}"
@@ -223,9 +219,9 @@ def _print_event(env: dict[str, Any], as_json: bool) -> None:
     if as_json:  # one envelope per line, as `roster events --json` prints them
         sys.stdout.write(codec.dumps(env).decode() + "\n")
     else:
-        cells = [str(env["seq"]), str(env["epoch"]), env["ts"], env["type"], _cell(env["node"]), env["by"]]
+        cells = [str(env["seq"]), str(env["epoch"]), env["ts"], env["type"], cell(env["node"]), env["by"]]
         head = "  ".join(c.ljust(w) for c, w in zip(cells, WATCH_WIDTHS))
-        sys.stdout.write(f"{head}  {_cell(env['data'])}".rstrip() + "\n")
+        sys.stdout.write(f"{head}  {cell(env['data'])}".rstrip() + "\n")
     sys.stdout.flush()
 
 
@@ -300,17 +296,11 @@ def _common(admin: bool) -> argparse.ArgumentParser:
     return p
 
 
-def _seq(text: str) -> int:
-    if not text.isascii() or not text.isdigit():
-        raise argparse.ArgumentTypeError(f"not a seq: {text!r}")
-    return int(text)
-
-
 def register(subparsers: argparse._SubParsersAction) -> None:
     read, admin = _common(False), _common(True)
     p = subparsers.add_parser("status", parents=[read], help="the cluster's membership, from any node")
     p.add_argument("--at", metavar="SEQ|TIME", help="the view at a seq or an ISO-8601 time")
-    p.add_argument("--min-seq", type=_seq, metavar="SEQ", help="wait until the node has applied SEQ")
+    p.add_argument("--min-seq", type=seq_arg, metavar="SEQ", help="wait until the node has applied SEQ")
     p.set_defaults(func=cmd_status)
 
     for op, text in (("pause", "pause a node: it keeps its groups but gets no new ones (S12)"),
@@ -343,7 +333,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_group_delete)
 
     p = subparsers.add_parser("watch", parents=[read], help="follow the cluster's events as they commit")
-    p.add_argument("--from", dest="from_seq", type=_seq, metavar="SEQ", help="start at this seq (default: new ones)")
+    p.add_argument("--from", dest="from_seq", type=seq_arg, metavar="SEQ", help="start at this seq (default: new ones)")
     p.add_argument("--type", metavar="TYPE", help="only events of this type")
     p.add_argument("--node", metavar="NODE", help="only events about this node")
     p.add_argument("--max-events", type=int, metavar="N", help="stop after N events")

@@ -21,6 +21,8 @@ from projections import replay
 from roster import logdir, remote_log
 from roster.logdir import LogReader, NotALogError, ReplayReport
 from projections.state import ClusterState, fold
+from roster.cli_cluster import cmd_watch
+from roster.cli_format import cell, emit_json, line, seq_arg, table
 from roster.errors import UserError
 
 EXIT_FAILED = 1  # the command ran and found a problem
@@ -65,31 +67,6 @@ def _seq_or_time(reader: LogReader, text: str) -> int:
         return logdir.check_seq(reader, seq)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-
-
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> None:
-    rows = [[_cell(v) for v in row] for row in rows]
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    for row in [list(headers)] + rows:
-        print(_line(row, widths), file=out)
-
-
-def _line(row: Sequence[str], widths: Sequence[int]) -> str:
-    return "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip()
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "-"
-    if isinstance(value, (list, tuple)):
-        return ",".join(map(str, value)) or "-"
-    if isinstance(value, dict):
-        return " ".join(f"{k}={_cell(v)}" for k, v in value.items()) or "-"
-    return str(value)
-
-
-def _emit_json(obj: Any) -> None:
-    sys.stdout.write(codec.dumps(obj, indent=True).decode() + "\n")
 
 
 def _warn(warnings: Iterable[str]) -> None:
@@ -183,7 +160,7 @@ def _repair(path: str) -> int:
 
 def _event_row(r: Record) -> list[str]:
     data = r.event.model_dump(mode="json", exclude={"type", "v"})
-    return [str(r.seq), str(r.epoch), r.ts, r.event.type, _cell(r.node), r.by, _cell(data)]
+    return [str(r.seq), str(r.epoch), r.ts, r.event.type, cell(r.node), r.by, cell(data)]
 
 
 EVENT_HEADERS = ("SEQ", "EPOCH", "TS", "TYPE", "NODE", "BY", "DATA")
@@ -226,8 +203,6 @@ def _one_source(args: argparse.Namespace) -> None:
 
 def _follow(args: argparse.Namespace) -> int:
     """`events --follow --url`: the live stream, resumed after drops (see `roster watch`)."""
-    from roster.cli_cluster import cmd_watch
-
     args.max_events = None
     return cmd_watch(args)
 
@@ -241,9 +216,9 @@ def _stream_table(headers: Sequence[str], rows: Iterator[list[str]], out: TextIO
             break
     widths = [max([len(h)] + [len(r[i]) for r in head]) for i, h in enumerate(headers)]
     for row in [list(headers)] + head:
-        print(_line(row, widths), file=out)
+        print(line(row, widths), file=out)
     for row in rows:
-        print(_line(row, widths), file=out)
+        print(line(row, widths), file=out)
 
 
 # --- replay ------------------------------------------------------------------------------------
@@ -286,7 +261,7 @@ def _replay_remote(args: argparse.Namespace) -> int:
 
 def _print_replay(state: ClusterState, head: int, source: str, args: argparse.Namespace) -> int:
     if args.json:
-        _emit_json(state.to_dict())
+        emit_json(state.to_dict())
         return 0
     print(f"seq {state.seq} of {head}  ts {state.membership.ts or '-'}  hash {state.hash}  ({source})")
     _print_config(state)
@@ -300,14 +275,14 @@ def _print_config(state: ClusterState) -> None:
     lease = "-" if c.quorum_lease_ms is None else c.quorum_lease_ms
     print(f"\nConfiguration database: cluster {c.name or '-'} (id {c.cluster_id or '-'}), "
           f"quorum {c.quorum_resource or '-'} (lease {lease} ms)", file=out)
-    print(f"settings: {_cell(dict(sorted(c.settings.items())))}", file=out)
+    print(f"settings: {cell(dict(sorted(c.settings.items())))}", file=out)
     evicted = ", ".join(f"{n} (seq {s})" for n, s in sorted(c.evicted.items())) or "-"
     print(f"evicted: {evicted}\n", file=out)
-    _table(("MEMBER", "ADDRESS", "ADDED AT SEQ"),
+    table(("MEMBER", "ADDRESS", "ADDED AT SEQ"),
            [(m.id, m.address, m.added_seq) for m in sorted(c.members.values(), key=lambda m: m.id)], out)
     if c.groups:
         print(file=out)
-        _table(("GROUP", "PREFERRED OWNERS", "FAILBACK", "CREATED AT SEQ"),
+        table(("GROUP", "PREFERRED OWNERS", "FAILBACK", "CREATED AT SEQ"),
                [(g.name, g.preferred_owners, g.failback, g.created_seq)
                 for g in sorted(c.groups.values(), key=lambda g: g.name)], out)
 
@@ -316,12 +291,12 @@ def _print_membership(state: ClusterState) -> None:
     m = state.membership.to_dict()
     out = sys.stdout
     print(f"\nMembership: epoch {m['epoch']}, leader {m['leader'] or '-'}\n", file=out)
-    _table(("NODE", "STATE", "SINCE SEQ", "INCARNATION", "MISSES", "GROUPS", "REASON"),
+    table(("NODE", "STATE", "SINCE SEQ", "INCARNATION", "MISSES", "GROUPS", "REASON"),
            [(n["id"], n["state"] + (" (evicted)" if n["evicted"] else ""), n["since_seq"], n["incarnation"],
              n["misses"], n["groups"], n["reason"]) for n in m["nodes"]], out)
     if m["groups"]:
         print(file=out)
-        _table(("GROUP", "OWNER", "STATE", "SINCE SEQ"),
+        table(("GROUP", "OWNER", "STATE", "SINCE SEQ"),
                [(g["name"], g["owner"], g["state"], g["since_seq"]) for g in m["groups"]], out)
 
 
@@ -338,13 +313,13 @@ def cmd_diff(args: argparse.Namespace) -> int:
     before, after = (low, high) if a <= b else (high, low)
     changes = replay.diff(before, after)
     if args.json:
-        _emit_json({"from": {"seq": before.seq, "hash": before.hash}, "to": {"seq": after.seq, "hash": after.hash},
+        emit_json({"from": {"seq": before.seq, "hash": before.hash}, "to": {"seq": after.seq, "hash": after.hash},
                     "changes": [c.to_dict() for c in changes]})
         return 0
     print(f"seq {before.seq} -> seq {after.seq}: {len(changes)} change{'s' if len(changes) != 1 else ''}")
     if changes:
         print()
-        _table(("AREA", "KIND", "SUBJECT", "CHANGE", "BEFORE", "AFTER"),
+        table(("AREA", "KIND", "SUBJECT", "CHANGE", "BEFORE", "AFTER"),
                [(c.area, c.kind, c.subject or "-", c.field, c.before, c.after) for c in changes], sys.stdout)
     return 0
 
@@ -356,21 +331,14 @@ def cmd_timeline(args: argparse.Namespace) -> int:
     if not entries:
         raise UserError(f"unknown node {args.node!r}: no record of the log (seqs 1..{reader.head_seq}) names it")
     if args.json:
-        _emit_json({"node": args.node, "entries": [e.to_dict() for e in entries]})
+        emit_json({"node": args.node, "entries": [e.to_dict() for e in entries]})
         return 0
-    _table(("SEQ", "TS", "EVENT", "BY", "FROM", "TO", "REASON"),
+    table(("SEQ", "TS", "EVENT", "BY", "FROM", "TO", "REASON"),
            [(e.seq, e.ts, e.type, e.by, e.from_state, e.to_state, e.reason) for e in entries], sys.stdout)
     return 0
 
 
 # --- registration ------------------------------------------------------------------------------
-
-
-def _seq(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a seq: {text!r}") from None
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -383,7 +351,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("logdir", metavar="LOGDIR", nargs="?")
     p.add_argument("--url", help="a running node's HTTP address instead of LOGDIR")
     p.add_argument("--follow", action="store_true", help="with --url: keep printing events as they commit")
-    p.add_argument("--from", dest="from_seq", type=_seq, default=1, metavar="SEQ")
+    p.add_argument("--from", dest="from_seq", type=seq_arg, default=1, metavar="SEQ")
     p.add_argument("--type", metavar="TYPE", help="only events of this type (e.g. NodeJoined)")
     p.add_argument("--node", metavar="NODE", help="only events about this node")
     p.add_argument("--json", action="store_true", help="one JSON record per line")
@@ -393,7 +361,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("logdir", metavar="LOGDIR", nargs="?")
     p.add_argument("--url", help="a running node's HTTP address instead of LOGDIR")
     when = p.add_mutually_exclusive_group(required=True)
-    when.add_argument("--to", type=_seq, metavar="SEQ")
+    when.add_argument("--to", type=seq_arg, metavar="SEQ")
     when.add_argument("--at", metavar="TIME", help="ISO-8601; the state after the last record at or before it")
     _common(p, snapshots=True)
     p.set_defaults(func=cmd_replay)

@@ -11,6 +11,7 @@ from typing import Iterator
 
 from events import codec
 from events.record import Record
+from roster.cli_cluster import Api
 from roster.errors import UserError
 
 PAGE_EVENTS = 1000  # the API's largest page
@@ -19,8 +20,6 @@ PAGE_EVENTS = 1000  # the API's largest page
 def iter_remote(url: str, from_seq: int = 1, *, type_: str | None = None, node: str | None = None,
                 to_seq: int | None = None) -> Iterator[Record]:
     """Records from `from_seq` on (up to `to_seq`), page by page, as the node's replica holds them."""
-    from roster.cli_cluster import Api
-
     api = Api(url)
     nxt = from_seq
     while True:
@@ -41,6 +40,4 @@ def iter_remote(url: str, from_seq: int = 1, *, type_: str | None = None, node: 
 
 
 def remote_head(url: str) -> int:
-    from roster.cli_cluster import Api
-
     return int(Api(url).call("GET", "/v1/events?limit=1")["seq"])

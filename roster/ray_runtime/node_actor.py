@@ -20,11 +20,11 @@ from actors import messages as m
 from actors.node import CreateSpec, NodeCore, NodeIdentity
 from actors.settings import ProtocolSettings
 from roster.datadir import read_secret
+from roster.http.admin_routes import ADMIN_TIMEOUT_S
 from roster.http.feed import NodeHealth, ReplicaFeed
 from roster.ray_runtime.shell import NAMESPACE, EffectRunner, now_ms
 
 log = logging.getLogger("roster.node")
-ADMIN_TIMEOUT_S = 10.0
 ELM_LOOKUP_TIMEOUT_MS = 30_000
 ELM_LOOKUP_RETRY_S = 0.1
 
