@@ -40,7 +40,7 @@ class EventLogManagerCore:
         if snapshot is not None and 0 < snapshot.seq <= len(records) and records[snapshot.seq - 1].hash == snapshot.hash:
             # Rebuild = snapshot + tail: only the records after the snapshot are folded again.
             self.records = records[:snapshot.seq]
-            self.state = ClusterState(snapshot.config.copy(), snapshot.membership.copy())
+            self.state = snapshot.copy()
             records = records[snapshot.seq:]
         self._apply(records, verify=True)
 

@@ -11,9 +11,12 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actors.resource_spec import FailoverPolicy, ResourceSpec
+
 JoinRejection = Literal["unknown_member", "bad_credentials", "evicted", "wrong_cluster"]
 SyncMode = Literal["none", "delta", "full"]
 GroupState = Literal["Online", "Offline", "Failed"]
+ResourceFailPhase = Literal["start", "run", "probe"]
 
 
 class Event(BaseModel):
@@ -179,6 +182,90 @@ class SettingsChanged(Event):
     changes: dict[str, int]
 
 
+# --- resources: configuration (folded into the ConfigDatabase) -----------------------------
+
+
+class ResourceAdded(Event):
+    """A resource joined its group's ordered list (validated by `actors.resource_types`)."""
+
+    type: Literal["ResourceAdded"] = "ResourceAdded"
+    group: str
+    spec: ResourceSpec
+
+
+class ResourceChanged(Event):
+    """A resource's spec was replaced; it keeps its place in the group's order."""
+
+    type: Literal["ResourceChanged"] = "ResourceChanged"
+    group: str
+    spec: ResourceSpec
+
+
+class ResourceRemoved(Event):
+    type: Literal["ResourceRemoved"] = "ResourceRemoved"
+    group: str
+    resource: str
+
+
+class GroupPolicyChanged(Event):
+    """A group's failover policy (WSFC FailoverThreshold / FailoverPeriod)."""
+
+    type: Literal["GroupPolicyChanged"] = "GroupPolicyChanged"
+    group: str
+    failover: FailoverPolicy
+
+
+# --- resources: runtime facts (folded into the ResourcesView) ------------------------------
+# A group past its failover threshold is `GroupStateChanged(state="Failed")`: the membership
+# view already folds that, so there is no second "group failed" event.
+
+
+class ResourceOnline(Event):
+    """The resource runs on `node` and passed its first health check; `endpoint` is the
+    "host:port" a `process` resource with a port serves on (what /svc/ forwards to)."""
+
+    type: Literal["ResourceOnline"] = "ResourceOnline"
+    group: str
+    resource: str
+    node: str
+    attempt: int
+    endpoint: str | None = None
+
+
+class ResourceFailed(Event):
+    """It did not start, exited, or failed its health check (phase), with the exit code a
+    process left (None: still running when the probe failed, or not a process)."""
+
+    type: Literal["ResourceFailed"] = "ResourceFailed"
+    group: str
+    resource: str
+    node: str
+    attempt: int
+    phase: ResourceFailPhase
+    reason: str
+    exit_code: int | None = None
+
+
+class ResourceRestarted(Event):
+    """The core restarts it in place on `node`: the `attempt`-th restart in the period."""
+
+    type: Literal["ResourceRestarted"] = "ResourceRestarted"
+    group: str
+    resource: str
+    node: str
+    attempt: int
+
+
+class ResourceOffline(Event):
+    """It is provably stopped on `node` (its process group gone, or Ray reports the actor dead)."""
+
+    type: Literal["ResourceOffline"] = "ResourceOffline"
+    group: str
+    resource: str
+    node: str
+    reason: str
+
+
 AnyEvent = Annotated[
     Union[
         ClusterCreated,
@@ -203,6 +290,14 @@ AnyEvent = Annotated[
         GroupStateChanged,
         GroupDeleted,
         SettingsChanged,
+        ResourceAdded,
+        ResourceChanged,
+        ResourceRemoved,
+        GroupPolicyChanged,
+        ResourceOnline,
+        ResourceFailed,
+        ResourceRestarted,
+        ResourceOffline,
     ],
     Field(discriminator="type"),
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
+from actors.resource_spec import FailoverPolicy, ResourceSpec
 from events import types as ev
 from events.codec import GENESIS_HASH
 from events.record import Record
@@ -22,12 +23,36 @@ class Member:
     address: str | None = None
 
 
+DEFAULT_FAILOVER = FailoverPolicy()
+
+
 @dataclass(frozen=True, slots=True)
 class GroupConfig:
     name: str
     preferred_owners: tuple[str, ...]
     failback: bool
     created_seq: int
+    resources: tuple[ResourceSpec, ...] = ()  # in declaration order (start order: resource_types)
+    failover: FailoverPolicy = DEFAULT_FAILOVER
+
+    def resource(self, name: str) -> ResourceSpec | None:
+        return next((s for s in self.resources if s.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"name": self.name, "preferred_owners": list(self.preferred_owners),
+                             "failback": self.failback, "created_seq": self.created_seq}
+        # Only when set: a log without resource events keeps the digest it always had.
+        if self.resources:
+            d["resources"] = [s.model_dump(mode="json") for s in self.resources]
+        if self.failover != DEFAULT_FAILOVER:
+            d["failover"] = self.failover.model_dump(mode="json")
+        return d
+
+    @classmethod
+    def from_dict(cls, g: dict[str, Any]) -> GroupConfig:
+        return cls(g["name"], tuple(g["preferred_owners"]), g["failback"], g["created_seq"],
+                   tuple(ResourceSpec.model_validate(s) for s in g.get("resources", ())),
+                   FailoverPolicy.model_validate(g["failover"]) if "failover" in g else DEFAULT_FAILOVER)
 
 
 @dataclass(slots=True)
@@ -65,15 +90,7 @@ class ConfigDatabase:
                 for m in sorted(self.members.values(), key=lambda m: m.id)
             ],
             "evicted": dict(sorted(self.evicted.items())),
-            "groups": [
-                {
-                    "name": g.name,
-                    "preferred_owners": list(g.preferred_owners),
-                    "failback": g.failback,
-                    "created_seq": g.created_seq,
-                }
-                for g in sorted(self.groups.values(), key=lambda g: g.name)
-            ],
+            "groups": [g.to_dict() for g in sorted(self.groups.values(), key=lambda g: g.name)],
             "version": {"seq": self.seq, "hash": self.hash},
         }
 
@@ -88,10 +105,7 @@ class ConfigDatabase:
             quorum_lease_ms=d["quorum"]["lease_ms"],
             members={m["id"]: Member(m["id"], m["added_seq"], m["address"]) for m in d["members"]},
             evicted=dict(d["evicted"]),
-            groups={
-                g["name"]: GroupConfig(g["name"], tuple(g["preferred_owners"]), g["failback"], g["created_seq"])
-                for g in d["groups"]
-            },
+            groups={g["name"]: GroupConfig.from_dict(g) for g in d["groups"]},
             seq=d["version"]["seq"],
             hash=d["version"]["hash"],
         )
@@ -138,6 +152,42 @@ def _group_deleted(db: ConfigDatabase, r: Record) -> None:
     db.groups.pop(r.event.group, None)  # type: ignore[attr-defined]
 
 
+def _with_resource(db: ConfigDatabase, group: str, spec: ResourceSpec) -> None:
+    """Add or replace (in place, keeping the order) one resource of a group."""
+    g = db.groups.get(group)
+    if g is None:
+        return  # a resource of a deleted group: nothing to hold it
+    if g.resource(spec.name) is None:
+        specs = g.resources + (spec,)
+    else:
+        specs = tuple(spec if s.name == spec.name else s for s in g.resources)
+    db.groups[group] = replace(g, resources=specs)
+
+
+def _resource_added(db: ConfigDatabase, r: Record) -> None:
+    e: ev.ResourceAdded = r.event  # type: ignore[assignment]
+    _with_resource(db, e.group, e.spec)
+
+
+def _resource_changed(db: ConfigDatabase, r: Record) -> None:
+    e: ev.ResourceChanged = r.event  # type: ignore[assignment]
+    _with_resource(db, e.group, e.spec)
+
+
+def _resource_removed(db: ConfigDatabase, r: Record) -> None:
+    e: ev.ResourceRemoved = r.event  # type: ignore[assignment]
+    g = db.groups.get(e.group)
+    if g is not None:
+        db.groups[e.group] = replace(g, resources=tuple(s for s in g.resources if s.name != e.resource))
+
+
+def _group_policy_changed(db: ConfigDatabase, r: Record) -> None:
+    e: ev.GroupPolicyChanged = r.event  # type: ignore[assignment]
+    g = db.groups.get(e.group)
+    if g is not None:
+        db.groups[e.group] = replace(g, failover=e.failover)
+
+
 def _settings_changed(db: ConfigDatabase, r: Record) -> None:
     db.settings.update(r.event.changes)  # type: ignore[attr-defined]
 
@@ -154,6 +204,10 @@ _HANDLERS: dict[str, Handler] = {
     "GroupCreated": _group_created,
     "GroupDeleted": _group_deleted,
     "SettingsChanged": _settings_changed,
+    "ResourceAdded": _resource_added,
+    "ResourceChanged": _resource_changed,
+    "ResourceRemoved": _resource_removed,
+    "GroupPolicyChanged": _group_policy_changed,
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)

@@ -1,4 +1,4 @@
-"""Both projections together, as one replica's state: what every node keeps current."""
+"""The projections together, as one replica's state: what every node keeps current."""
 
 from __future__ import annotations
 
@@ -6,15 +6,17 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 from events.record import Record
-from projections import config_db, membership
+from projections import config_db, membership, resources
 from projections.config_db import ConfigDatabase
 from projections.membership import MembershipView
+from projections.resources import ResourcesView
 
 
 @dataclass(slots=True)
 class ClusterState:
     config: ConfigDatabase = field(default_factory=ConfigDatabase)
     membership: MembershipView = field(default_factory=MembershipView)
+    resources: ResourcesView = field(default_factory=ResourcesView)
 
     @property
     def seq(self) -> int:
@@ -24,29 +26,40 @@ class ClusterState:
     def hash(self) -> str:
         return self.membership.hash
 
+    def copy(self) -> ClusterState:
+        """An independent copy (each projection copied once)."""
+        return ClusterState(self.config.copy(), self.membership.copy(), self.resources.copy())
+
     def digest(self) -> str:
-        return f"{self.config.digest()}:{self.membership.digest()}"
+        base = f"{self.config.digest()}:{self.membership.digest()}"
+        # A log without resource events keeps the digest it always had (golden logs, old replicas).
+        return base if self.resources.is_empty() else f"{base}:{self.resources.digest()}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "seq": self.seq,
             "hash": self.hash,
             "config": self.config.to_dict(),
             "membership": self.membership.to_dict(),
         }
+        if not self.resources.is_empty():
+            d["resources"] = self.resources.to_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ClusterState:
-        return cls(ConfigDatabase.from_dict(d["config"]), MembershipView.from_dict(d["membership"]))
+        return cls(ConfigDatabase.from_dict(d["config"]), MembershipView.from_dict(d["membership"]),
+                   ResourcesView.from_dict(d.get("resources", {})))
 
 
 def fold(state: ClusterState, records: Iterable[Record]) -> ClusterState:
     """A new state with `records` applied; `state` is left as it was."""
-    cfg, view = state.config.copy(), state.membership.copy()
+    cfg, view, res = state.config.copy(), state.membership.copy(), state.resources.copy()
     for r in records:
         config_db.apply_in_place(cfg, r)
         membership.apply_in_place(view, r)
-    return ClusterState(cfg, view)
+        resources.apply_in_place(res, r)
+    return ClusterState(cfg, view, res)
 
 
 def evolve(state: ClusterState, record: Record) -> ClusterState:
@@ -58,3 +71,4 @@ def apply_in_place(state: ClusterState, records: Iterable[Record]) -> None:
     for r in records:
         config_db.apply_in_place(state.config, r)
         membership.apply_in_place(state.membership, r)
+        resources.apply_in_place(state.resources, r)

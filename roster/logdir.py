@@ -18,7 +18,7 @@ from typing import Any, BinaryIO, Callable, Generator, Iterator
 from events import codec, snapshot_store
 from events.log import LOCK_FILE_NAME, SEGMENT_NAME_DIGITS, SEGMENT_SUFFIX, CorruptLogError
 from events.record import Record
-from projections import config_db, membership
+from projections import config_db, membership, resources
 from projections.replay import parse_time
 from projections.state import ClusterState
 
@@ -230,24 +230,26 @@ def check_seq(reader: LogReader, seq: int) -> int:
 
 def advance(reader: LogReader, state: ClusterState, to_seq: int, progress: Progress | None = None) -> ClusterState:
     """A new state: `state` with records state.seq+1..to_seq folded in (`state` is not changed)."""
-    out = ClusterState(state.config.copy(), state.membership.copy())
+    out = state.copy()
     _apply_range(reader, out, state.seq + 1, check_seq(reader, to_seq), progress)
     return out
 
 
 def _apply_range(reader: LogReader, state: ClusterState, first: int, last: int, progress: Progress | None) -> None:
-    cfg_apply, view_apply = config_db.apply_in_place, membership.apply_in_place
-    cfg, view = state.config, state.membership
+    cfg_apply, view_apply, res_apply = config_db.apply_in_place, membership.apply_in_place, resources.apply_in_place
+    cfg, view, res = state.config, state.membership, state.resources
     records = reader.iter_records(first, last)
     if progress is None:
         for r in records:
             cfg_apply(cfg, r)
             view_apply(view, r)
+            res_apply(res, r)
         return
     total, done = max(last - first + 1, 0), 0
     for r in records:
         cfg_apply(cfg, r)
         view_apply(view, r)
+        res_apply(res, r)
         done += 1
         if done % PROGRESS_EVERY_RECORDS == 0:
             progress(done, total)

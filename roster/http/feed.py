@@ -121,7 +121,7 @@ class ReplicaFeed:
             proj.apply_in_place(self.state, chunk)
             i += len(chunk)
             if self.seq % CHECKPOINT_EVERY_RECORDS == 0:
-                self._checkpoints.append(ClusterState(self.state.config.copy(), self.state.membership.copy()))
+                self._checkpoints.append(self.state.copy())
 
     def replace(self, records: list[Record]) -> None:
         """The replica was replaced by a full copy (S17): start over from these records."""

@@ -102,7 +102,7 @@ class ElmActor:
             # snapshot ahead of the durable log is ignored on load (its hash is not in the log).
             state = self.core.state
             self.snapshot_seq = state.seq
-            copy = ClusterState(state.config.copy(), state.membership.copy())
+            copy = state.copy()
             asyncio.get_running_loop().run_in_executor(None, self._write_snapshot, copy)
 
     def _write_snapshot(self, state: ClusterState) -> None:
