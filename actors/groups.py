@@ -3,7 +3,8 @@ S11, S12), never remembered separately, so a role change cannot leave one runnin
 
 from __future__ import annotations
 
-from actors.effects import Effect, StartGroup, StopGroup
+from actors import group_runner
+from actors.effects import Effect
 from actors.node_state import FOLLOWING_ROLES, NodeState, Role
 
 
@@ -20,14 +21,8 @@ def desired_groups(node: NodeState, now: int) -> set[str]:
 
 
 def sync_groups(node: NodeState, now: int) -> list[Effect]:
-    want = desired_groups(node, now)
-    out: list[Effect] = [StopGroup(g) for g in sorted(node.running - want)]
-    out += [StartGroup(g) for g in sorted(want - node.running)]
-    node.running = want
-    return out
+    return group_runner.sync(node, now, desired_groups(node, now))
 
 
-def stop_all_groups(node: NodeState) -> list[Effect]:
-    stops: list[Effect] = [StopGroup(g) for g in sorted(node.running)]
-    node.running = set()
-    return stops
+def stop_all_groups(node: NodeState, now: int) -> list[Effect]:
+    return group_runner.sync(node, now, set())

@@ -218,6 +218,7 @@ class Heartbeat(Message):
     applied_seq: int
     sent_at: int
     fenced: bool = False  # its leader contact ran out: it stopped its groups and wants back in
+    running: tuple[str, ...] = ()  # groups with a resource not provably stopped here (the stop proof)
 
 
 class HeartbeatAck(Message):

@@ -20,6 +20,7 @@ from typing import Any, Callable
 
 from actors import messages as m
 from actors.effects import Effect, Send, SetTimer
+from actors import group_runner
 from actors.groups import desired_groups, sync_groups
 from actors.node_state import (ACTIVE_ROLES, STOPPED_ROLES, CreateSpec, NodeIdentity,
                                NodeState, Role, Timer)
@@ -72,7 +73,9 @@ class NodeCore(NodeState):
                 out = handler(self, msg, now, sender)
         if self.role == Role.LEADER:
             out += leader.flush(self, now)
-        return out + sync_groups(self, now)
+        out += sync_groups(self, now)
+        # (a leader's own reports join its outbox here and go out with its next batch)
+        return out + group_runner.flush_reports(self, resend=isinstance(msg, m.TimerFired) and msg.key == Timer.TICK)
 
     def desired_groups(self, now: int) -> set[str]:
         return desired_groups(self, now)
@@ -88,7 +91,10 @@ def on_committed(node: NodeState, msg: m.Committed, now: int, sender: str) -> li
         return [Send(m.elm_addr(node.id), m.ResendFrom(from_seq=node.view.seq + 1))]
     if fresh:
         proj.apply_in_place(node.view, fresh)
+        group_runner.confirm_reports(node, fresh)
         for r in fresh:  # a ClusterExit heard before a rejoin says nothing about the new incarnation
+            if r.event.type == "ResourceRestartRequested":
+                group_runner.on_restart_requested(node, r.event.group, r.event.resource, now)
             if r.event.type == "NodeJoined":
                 node.exits_seen.discard(r.node)
                 if node.role == Role.LEADER:  # it can heartbeat only from now on: count from here
@@ -104,7 +110,7 @@ def _follow_view(node: NodeState, now: int, fresh: bool) -> list[Effect]:
     """React to what the log now says about this node and about the leader."""
     me = node.view.membership.nodes.get(node.id)
     if me is not None and me.evicted:
-        return exiting.evicted(node, "evicted (seen in the log)")
+        return exiting.evicted(node, "evicted (seen in the log)", now)
     return ON_LOG[node.role](node, now, fresh)
 
 
@@ -135,7 +141,7 @@ def _log_any(node: NodeState, now: int, fresh: bool) -> list[Effect]:
 
 # --- every role: eviction, admin commands -----------------------------------------------------------
 def on_evict_notice(node: NodeState, msg: m.EvictNotice, now: int, sender: str) -> list[Effect]:
-    return exiting.evicted(node, f"evicted: {msg.reason}") if msg.node == node.id else []
+    return exiting.evicted(node, f"evicted: {msg.reason}", now) if msg.node == node.id else []
 
 
 def _admin(role_handler: Handler) -> Handler:
@@ -182,6 +188,10 @@ EVERY_ROLE: dict[type, Handler] = {
     m.QuorumDenied: _quiet(joining.on_denied),
     m.SyncSent: sponsor.on_sync_sent,  # our ELM's answer may come after a role change
     m.JoinResponse: sponsor.on_join_response,  # (forgets the challenge in any role)
+    # the resource host's reports: a group may still be stopping after a role change
+    m.ResourceStarted: group_runner.on_started,
+    m.ResourceFailed: group_runner.on_failed,
+    m.ResourceStopped: group_runner.on_stopped,
 }
 SPONSORING: dict[type, Handler] = {m.Discover: sponsor.on_discover, m.JoinRequest: sponsor.on_join_request}
 FOLLOWING: dict[type, Handler] = {
@@ -233,7 +243,9 @@ TICK: dict[Role, TimerHandler] = {
     Role.REJECTED: joining.tick_rejected,
 }
 
-_EVERY_ROLE_TIMERS: dict[Timer, TimerHandler] = {Timer.LEAVE: _on_leave_timer, Timer.CONTACT: _nothing}
+# CONTACT and RESTART only wake the step: its sync re-derives what runs here.
+_EVERY_ROLE_TIMERS: dict[Timer, TimerHandler] = {Timer.LEAVE: _on_leave_timer, Timer.CONTACT: _nothing,
+                                                 Timer.RESTART: _nothing}
 TIMERS: dict[Role, dict[Timer, TimerHandler]] = {
     Role.LEADER: {
         **_EVERY_ROLE_TIMERS,

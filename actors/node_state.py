@@ -16,6 +16,7 @@ from enum import StrEnum
 from actors import messages as m
 from actors.auth import NonceSource, acquire_proof
 from actors.effects import Effect, Send
+from actors.resource_spec import ResourceSpec
 from actors.settings import ProtocolSettings
 from events.record import Draft
 from projections import state as proj
@@ -52,6 +53,7 @@ class Timer(StrEnum):
     RENEW = "renew"  # leader: renew the quorum lease
     LEASE = "lease"  # leader: the lease would end now
     REGROUP = "regroup"  # leader: the regroup round's timeout (S22)
+    RESTART = "restart"  # a resource's restart delay is over
 
 
 @dataclass(frozen=True)
@@ -156,7 +158,33 @@ class LeaderState:
     admitting: dict[str, int] = field(default_factory=dict)  # joiner -> incarnation on its way
     seen_requests: dict[str, None] = field(default_factory=dict)  # recent admin ids, oldest first
     moving: dict[str, str] = field(default_factory=dict)  # group -> where it goes once stopped
+    running_on: dict[str, frozenset[str]] = field(default_factory=dict)  # member -> groups its last heartbeat ran
     released: bool = False  # leaving: our QuorumReleased is queued; we append nothing after it
+
+
+# --- resource groups running here (the logic: actors/group_runner.py) --------------------------
+@dataclass
+class ResourceRun:
+    spec: ResourceSpec
+    phase: str = "stopped"  # stopped | starting | online | stopping
+    attempt: int = 0  # restarts in place so far (0: the first start here)
+    failures: list[int] = field(default_factory=list)  # when it failed, within its restart period
+    restart_at: int | None = None  # a restart waits out its delay
+    restart_pending: bool = False  # stopping in order to start again (a failure or an admin restart)
+
+
+@dataclass
+class GroupRun:
+    resources: dict[str, ResourceRun]  # in start order
+    failed: bool = False  # a resource ran out of restarts: stop everything, start nothing
+
+
+@dataclass
+class RunnerState:
+    groups: dict[str, GroupRun] = field(default_factory=dict)
+    unreported: list[Draft] = field(default_factory=list)  # reports the log does not show yet
+    news: bool = False  # a report not sent yet
+    deadline: int | None = None  # the last SetRunDeadline sent to the shell
 
 
 RoleState = JoinAttempt | Forming | TakingOver | Rejected | Following | LeaderState | None
@@ -192,7 +220,8 @@ class NodeState:
         self.epoch = self.view.membership.epoch
         self.leader: str | None = None
         self.exits_seen: set[str] = set()
-        self.running: set[str] = set()
+        self.running: set[str] = set()  # groups with a resource here not provably stopped
+        self.runner = RunnerState()
         self.stopped_reason: str | None = None
         self.leaving = False
         self.fenced = False  # lost the leader and stopped our groups; cleared by rejoining
@@ -227,7 +256,8 @@ class NodeState:
 # --- small acts every role may take -------------------------------------------------------------
 def heartbeat(node: NodeState, now: int) -> Send:
     assert node.leader is not None
-    hb = m.Heartbeat(node=node.id, epoch=node.epoch, applied_seq=node.view.seq, sent_at=now, fenced=node.fenced)
+    hb = m.Heartbeat(node=node.id, epoch=node.epoch, applied_seq=node.view.seq, sent_at=now, fenced=node.fenced,
+                     running=tuple(sorted(node.running)))
     return Send(m.node_addr(node.leader), hb)
 
 

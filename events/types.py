@@ -213,6 +213,33 @@ class GroupPolicyChanged(Event):
     type: Literal["GroupPolicyChanged"] = "GroupPolicyChanged"
     group: str
     failover: FailoverPolicy
+    preferred_owners: tuple[str, ...] | None = None  # None: unchanged
+    failback: bool | None = None  # None: unchanged
+
+
+class GroupOfflineRequested(Event):
+    """An admin took the group offline: its owner stops it and it is placed nowhere until
+    an admin brings it online (WSFC: a group taken offline is not failed over)."""
+
+    type: Literal["GroupOfflineRequested"] = "GroupOfflineRequested"
+    group: str
+
+
+class GroupOnlineRequested(Event):
+    """An admin brought the group (back) online: a Failed or offline group is placed by its
+    policy again, and its failover count starts over."""
+
+    type: Literal["GroupOnlineRequested"] = "GroupOnlineRequested"
+    group: str
+
+
+class ResourceRestartRequested(Event):
+    """An admin asked for a restart in place; the owner stops and starts the resource
+    (not counted against its restart threshold)."""
+
+    type: Literal["ResourceRestartRequested"] = "ResourceRestartRequested"
+    group: str
+    resource: str
 
 
 # --- resources: runtime facts (folded into the ResourcesView) ------------------------------
@@ -244,6 +271,7 @@ class ResourceFailed(Event):
     phase: ResourceFailPhase
     reason: str
     exit_code: int | None = None
+    restarts_exhausted: bool = False  # past its restart threshold: the group fails over
 
 
 class ResourceRestarted(Event):
@@ -294,6 +322,9 @@ AnyEvent = Annotated[
         ResourceChanged,
         ResourceRemoved,
         GroupPolicyChanged,
+        GroupOfflineRequested,
+        GroupOnlineRequested,
+        ResourceRestartRequested,
         ResourceOnline,
         ResourceFailed,
         ResourceRestarted,

@@ -34,6 +34,7 @@ class GroupConfig:
     created_seq: int
     resources: tuple[ResourceSpec, ...] = ()  # in declaration order (start order: resource_types)
     failover: FailoverPolicy = DEFAULT_FAILOVER
+    held: bool = False  # an admin took it offline: placed nowhere until brought online
 
     def resource(self, name: str) -> ResourceSpec | None:
         return next((s for s in self.resources if s.name == name), None)
@@ -46,13 +47,16 @@ class GroupConfig:
             d["resources"] = [s.model_dump(mode="json") for s in self.resources]
         if self.failover != DEFAULT_FAILOVER:
             d["failover"] = self.failover.model_dump(mode="json")
+        if self.held:
+            d["held"] = True
         return d
 
     @classmethod
     def from_dict(cls, g: dict[str, Any]) -> GroupConfig:
         return cls(g["name"], tuple(g["preferred_owners"]), g["failback"], g["created_seq"],
                    tuple(ResourceSpec.model_validate(s) for s in g.get("resources", ())),
-                   FailoverPolicy.model_validate(g["failover"]) if "failover" in g else DEFAULT_FAILOVER)
+                   FailoverPolicy.model_validate(g["failover"]) if "failover" in g else DEFAULT_FAILOVER,
+                   bool(g.get("held", False)))
 
 
 @dataclass(slots=True)
@@ -185,7 +189,15 @@ def _group_policy_changed(db: ConfigDatabase, r: Record) -> None:
     e: ev.GroupPolicyChanged = r.event  # type: ignore[assignment]
     g = db.groups.get(e.group)
     if g is not None:
-        db.groups[e.group] = replace(g, failover=e.failover)
+        owners = g.preferred_owners if e.preferred_owners is None else tuple(e.preferred_owners)
+        failback = g.failback if e.failback is None else e.failback
+        db.groups[e.group] = replace(g, failover=e.failover, preferred_owners=owners, failback=failback)
+
+
+def _group_held(db: ConfigDatabase, r: Record) -> None:
+    g = db.groups.get(r.event.group)  # type: ignore[attr-defined]
+    if g is not None:
+        db.groups[g.name] = replace(g, held=r.event.type == "GroupOfflineRequested")
 
 
 def _settings_changed(db: ConfigDatabase, r: Record) -> None:
@@ -208,6 +220,8 @@ _HANDLERS: dict[str, Handler] = {
     "ResourceChanged": _resource_changed,
     "ResourceRemoved": _resource_removed,
     "GroupPolicyChanged": _group_policy_changed,
+    "GroupOfflineRequested": _group_held,
+    "GroupOnlineRequested": _group_held,
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)

@@ -207,6 +207,13 @@ def _group_state_changed(view: MembershipView, r: Record) -> None:
     view.groups[e.group] = GroupView(e.group, owner, e.state, r.seq, old.owner or old.last_owner)
 
 
+def _group_online_requested(view: MembershipView, r: Record) -> None:
+    """An admin brings a Failed group back: Offline, so its policy places it again."""
+    old = view.groups.get(r.event.group)  # type: ignore[attr-defined]
+    if old is not None and old.state == "Failed":
+        view.groups[old.name] = GroupView(old.name, None, "Offline", r.seq, old.last_owner)
+
+
 def _group_deleted(view: MembershipView, r: Record) -> None:
     view.groups.pop(r.event.group, None)  # type: ignore[attr-defined]
 
@@ -232,6 +239,7 @@ _HANDLERS: dict[str, Handler] = {
     "GroupMoved": _group_moved,
     "GroupStateChanged": _group_state_changed,
     "GroupDeleted": _group_deleted,
+    "GroupOnlineRequested": _group_online_requested,
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)

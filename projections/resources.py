@@ -14,6 +14,7 @@ The view of a log without resource events is empty.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any, Callable, Iterable, Literal
 
 from events import types as ev
@@ -66,12 +67,33 @@ class ResourceRuntime:
 Key = tuple[str, str]  # (group, resource)
 
 
+@dataclass(frozen=True, slots=True)
+class Failover:
+    """A resource of the group ran out of restarts on `node`: the group had to fail over."""
+
+    seq: int
+    at_ms: int | None  # from the record's ts (None for a record not yet committed)
+    node: str
+
+
 @dataclass(slots=True)
 class ResourcesView:
     resources: dict[Key, ResourceRuntime] = field(default_factory=dict)
+    # group -> its failovers since an admin last brought it online (WSFC FailoverThreshold)
+    failovers: dict[str, tuple[Failover, ...]] = field(default_factory=dict)
+    failed_on: dict[str, str] = field(default_factory=dict)  # group -> node it last failed on
 
     def copy(self) -> ResourcesView:
-        return ResourcesView(dict(self.resources))
+        return ResourcesView(dict(self.resources), dict(self.failovers), dict(self.failed_on))
+
+    def failovers_within(self, group: str, period_ms: int) -> int:
+        """Failovers in the period that ends at the newest one (the log's own clock)."""
+        entries = self.failovers.get(group, ())
+        times = [f.at_ms for f in entries if f.at_ms is not None]
+        if not times:
+            return len(entries)
+        newest = max(times)
+        return sum(1 for f in entries if f.at_ms is None or f.at_ms > newest - period_ms)
 
     def of_group(self, group: str) -> list[ResourceRuntime]:
         return [r for (g, _), r in self.resources.items() if g == group]
@@ -84,12 +106,18 @@ class ResourcesView:
         return not self.resources
 
     def to_dict(self) -> dict[str, Any]:
-        return {"resources": [self.resources[k].to_dict() for k in sorted(self.resources)]}
+        d: dict[str, Any] = {"resources": [self.resources[k].to_dict() for k in sorted(self.resources)]}
+        if self.failovers:  # only when set: a log without failovers keeps its digest
+            d["failovers"] = {g: [[f.seq, f.at_ms, f.node] for f in fs] for g, fs in sorted(self.failovers.items())}
+        if self.failed_on:
+            d["failed_on"] = dict(sorted(self.failed_on.items()))
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ResourcesView:
         rs = (ResourceRuntime.from_dict(x) for x in d.get("resources", ()))
-        return cls({(r.group, r.resource): r for r in rs})
+        failovers = {g: tuple(Failover(*f) for f in fs) for g, fs in d.get("failovers", {}).items()}
+        return cls({(r.group, r.resource): r for r in rs}, failovers, dict(d.get("failed_on", {})))
 
     def digest(self) -> str:
         return digest_of(self.to_dict())
@@ -124,9 +152,29 @@ def _online(view: ResourcesView, r: Record) -> None:
 
 def _failed(view: ResourcesView, r: Record) -> None:
     e: ev.ResourceFailed = r.event  # type: ignore[assignment]
+    _failed_over(view, r)
     failure = Failure(e.phase, e.reason, e.exit_code, r.seq, e.node)
     _update(view, e.group, e.resource, r, state="Failed", owner=e.node, attempt=e.attempt, endpoint=None,
             last_failure=failure)
+
+
+def _ts_ms(ts: str) -> int | None:
+    if not ts:
+        return None
+    return int(datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp() * 1000)
+
+
+def _failed_over(view: ResourcesView, r: Record) -> None:
+    e: ev.ResourceFailed = r.event  # type: ignore[assignment]
+    if e.restarts_exhausted:
+        view.failovers[e.group] = view.failovers.get(e.group, ()) + (Failover(r.seq, _ts_ms(r.ts), e.node),)
+        view.failed_on[e.group] = e.node
+
+
+def _online_requested(view: ResourcesView, r: Record) -> None:
+    group = r.event.group  # type: ignore[attr-defined]
+    view.failovers.pop(group, None)
+    view.failed_on.pop(group, None)
 
 
 def _restarted(view: ResourcesView, r: Record) -> None:
@@ -149,6 +197,8 @@ def _group_moved(view: ResourcesView, r: Record) -> None:
     """The new owner will start the group's resources; until it says Online, none serves."""
     e: ev.GroupMoved = r.event  # type: ignore[assignment]
     state = "Starting" if e.to_node else "Offline"
+    if e.to_node is not None and view.failed_on.get(e.group) not in (None, e.to_node):
+        view.failed_on.pop(e.group)  # it runs elsewhere now; the node it failed on may take it again
     for res in view.of_group(e.group):
         _update(view, e.group, res.resource, r, state=state, owner=e.to_node, attempt=0, endpoint=None)
 
@@ -165,6 +215,8 @@ def _group_deleted(view: ResourcesView, r: Record) -> None:
     group = r.event.group  # type: ignore[attr-defined]
     for key in [k for k in view.resources if k[0] == group]:
         del view.resources[key]
+    view.failovers.pop(group, None)
+    view.failed_on.pop(group, None)
 
 
 def _no_change(view: ResourcesView, r: Record) -> None:
@@ -181,6 +233,7 @@ _HANDLERS: dict[str, Handler] = {
     "GroupMoved": _group_moved,
     "GroupStateChanged": _group_state_changed,
     "GroupDeleted": _group_deleted,
+    "GroupOnlineRequested": _online_requested,
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)

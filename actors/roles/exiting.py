@@ -20,10 +20,10 @@ def leave(node: NodeState, now: int) -> list[Effect]:
     return out + sync_groups(node, now) + [StopService(node.stopped_reason)]
 
 
-def evicted(node: NodeState, reason: str) -> list[Effect]:
+def evicted(node: NodeState, reason: str, now: int) -> list[Effect]:
     node.become(Role.EVICTED, None)
     node.stopped_reason = reason
-    return stop_all_groups(node) + [StopService(reason)]
+    return stop_all_groups(node, now) + [StopService(reason)]
 
 
 def stopped_reply(node: NodeState, msg: m.Message) -> list[Effect]:

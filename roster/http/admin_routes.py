@@ -125,8 +125,8 @@ async def post_add_node(request: web.Request) -> web.Response:
     check_query(request, NO_PARAMS)
     doc = await _json_body(request, frozenset({"id", "address"}), frozenset({"id"}))
     args: dict[str, Any] = {"node": _name_field(doc, "id")}
-    address = doc.get("address")
-    if address is not None:
+    if "address" in doc:  # given, it must be a real address (null is not one: leave it out)
+        address = doc["address"]
         if not isinstance(address, str) or not 0 < len(address) <= 255:
             raise invalid("'address' must be a string of 1-255 characters")
         args["address"] = address
