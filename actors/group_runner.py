@@ -28,7 +28,7 @@ from actors.node_state import Following, GroupRun, LeaderState, NodeState, Resou
 from actors.resource_spec import ResourceSpec
 from actors.resource_types import start_order
 from events import types as ev
-from events.record import Draft, draft
+from events.record import draft
 
 REPORT_TYPES = ("ResourceOnline", "ResourceFailed", "ResourceRestarted", "ResourceOffline")
 

@@ -284,6 +284,7 @@ class ResourceStopped(Message):
 AdminOp = Literal[
     "add-node", "pause", "resume", "evict", "leave",
     "group-create", "group-move", "group-delete",
+    "group-online", "group-offline", "group-apply", "resource-restart",
 ]
 
 

@@ -197,8 +197,8 @@ def _group_moved(view: ResourcesView, r: Record) -> None:
     """The new owner will start the group's resources; until it says Online, none serves."""
     e: ev.GroupMoved = r.event  # type: ignore[assignment]
     state = "Starting" if e.to_node else "Offline"
-    if e.to_node is not None and view.failed_on.get(e.group) not in (None, e.to_node):
-        view.failed_on.pop(e.group)  # it runs elsewhere now; the node it failed on may take it again
+    if e.to_node is not None:
+        view.failed_on.pop(e.group, None)  # placed again: that failure has been acted on
     for res in view.of_group(e.group):
         _update(view, e.group, res.resource, r, state=state, owner=e.to_node, attempt=0, endpoint=None)
 

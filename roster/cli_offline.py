@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import contextmanager
-from typing import Any, Iterable, Iterator, Sequence, TextIO
+from typing import Iterable, Iterator, Sequence, TextIO
 
 from events import codec
 from events.log import CorruptLogError, LogLockedError, repair_log, verify_log

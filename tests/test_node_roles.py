@@ -42,7 +42,7 @@ def follower(now: int = T0) -> tuple[NodeCore, list]:
     node = _node("n2", base)
     node.start(now)
     admitted = seal(joined("n2"), after=base)
-    out = node.step(m.Committed(records=tuple(admitted)), now, "elm:n2")
+    node.step(m.Committed(records=tuple(admitted)), now, "elm:n2")
     assert node.role == Role.FOLLOWER and node.leader == "n1"
     return node, base + admitted
 

@@ -15,6 +15,7 @@ from actors import admin
 from actors import messages as m
 from actors.auth import fingerprint
 from actors.effects import Effect, Send, SetTimer
+from actors.group_runner import REPORT_TYPES
 from actors.node_state import (Following, Inflight, LeaderState, NodeState, RegroupRound, Role, Timer, Waiter)
 from actors.placement import better_preferred, load_of, place
 from events import types as ev
@@ -189,6 +190,7 @@ def on_heartbeat(node: NodeState, msg: m.Heartbeat, now: int, sender: str) -> li
     lead.last_hb[msg.node] = now
     lead.misses[msg.node] = 0
     lead.applied[msg.node] = msg.applied_seq
+    lead.running_on[msg.node] = frozenset(msg.running)
     ack = m.HeartbeatAck(leader=node.id, epoch=node.epoch, committed_seq=node.view.seq, sent_at=msg.sent_at)
     return [Send(sender, ack)]
 
@@ -324,7 +326,38 @@ def on_join_approved(node: NodeState, msg: m.JoinApproved, now: int, sender: str
 
 
 def on_forwarded(node: NodeState, msg: m.ForwardDrafts, now: int, sender: str) -> None:
-    node.lead.outbox += [d for d in msg.drafts if d.event.type == "JoinRejected"]
+    """Decisions only the leader may append: a sponsor's rejections, an owner's resource reports."""
+    lead = node.lead
+    view = speculative_view(node)
+    for d in msg.drafts:
+        if d.event.type == "JoinRejected":
+            lead.outbox.append(d)
+        elif d.event.type in REPORT_TYPES and _report_is_news(view, d) and d not in pending_drafts(node):
+            lead.outbox.append(d)
+            view = speculative_view(node)
+
+
+def _report_is_news(view: ClusterState, d: Draft) -> bool:
+    """An owner's report, once: it re-sends until its log shows it (at least once), so a
+    copy the log already holds is dropped; only the group's owner reports it running."""
+    e = d.event
+    if d.by != d.node or getattr(e, "node", None) != d.by:
+        return False
+    gv = view.membership.groups.get(e.group)
+    rt = view.resources.resources.get((e.group, e.resource))
+    if rt is None:
+        return False
+    if e.type == "ResourceOffline":
+        return rt.state != "Offline" and rt.owner in (None, e.node)
+    if gv is None or gv.owner != e.node:
+        return False  # not its group (any more)
+    if e.type == "ResourceOnline":
+        return (rt.state, rt.owner, rt.attempt, rt.endpoint) != ("Online", e.node, e.attempt, e.endpoint)
+    if e.type == "ResourceRestarted":
+        return not (rt.state == "Starting" and rt.attempt >= e.attempt)
+    failure = rt.last_failure  # ResourceFailed
+    return failure is None or (rt.state, rt.attempt, failure.node, failure.phase) != ("Failed", e.attempt, e.node,
+                                                                                       e.phase)
 
 
 # --- resource groups -----------------------------------------------------------------------------------
@@ -352,6 +385,14 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
         group, gv = cfg.groups[name], mv.groups.get(name)
         if gv is None:
             continue
+        if group.held or gv.state == "Failed":  # placed nowhere until an admin brings it online
+            if group.held and gv.owner is not None and mv.is_full_member(gv.owner):
+                out.append(admin.release(name, "taken offline by an admin", node.id))
+            continue
+        failed_on = view.resources.failed_on.get(name)
+        if gv.owner is not None and gv.owner == failed_on and mv.is_full_member(gv.owner):
+            out.append(admin.release(name, f"a resource ran out of restarts on {gv.owner}", node.id))
+            continue
         if gv.owner is not None and mv.is_full_member(gv.owner):
             target = lead.moving.get(name) or (better_preferred(group, gv.owner, mv) if group.failback else None)
             if target not in (None, gv.owner) and mv.nodes[target].state == "Online":
@@ -363,8 +404,18 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
             if gv.owner is not None:  # its owner is gone but may still run it: release, wait
                 out.append(admin.release(name, f"owner {prev} left; waiting for it to stop", node.id))
             continue
+        if failed_on is not None and gv.owner is None:
+            count = view.resources.failovers_within(name, group.failover.period_ms)
+            if count > group.failover.threshold:  # WSFC FailoverThreshold: it stays offline
+                reason = f"failed over {count} times in {group.failover.period_ms // 1000} s"
+                out.append(draft(ev.GroupStateChanged(group=name, state="Failed", reason=reason), by=node.id))
+                continue
         wanted = lead.moving.pop(name, None)
-        target = wanted if wanted and mv.nodes.get(wanted) and mv.nodes[wanted].state == "Online" else place(group, mv, load)
+        if wanted and mv.nodes.get(wanted) and mv.nodes[wanted].state == "Online":
+            target = wanted
+        else:  # away from the node it just failed on, unless no other node can take it
+            avoid = frozenset({failed_on}) if failed_on else frozenset()
+            target = place(group, mv, load, exclude=avoid) or place(group, mv, load)
         if target is None and gv.owner is None:
             continue
         if target is not None:
@@ -385,8 +436,9 @@ def has_stopped(node: NodeState, who: str, group: str, release_seq: int, view: C
         return group not in node.running and (committed is None or committed.owner != node.id)
     if who in node.exits_seen:
         return True  # an exiting node stops its groups before it says so
-    if view.membership.is_full_member(who) and lead.applied.get(who, 0) >= release_seq:
-        return True  # it applied the release, and a node runs only what its view gives it
+    if view.membership.is_full_member(who) and lead.applied.get(who, 0) >= release_seq \
+            and group not in lead.running_on.get(who, frozenset()):
+        return True  # it applied the release and its heartbeat says nothing of the group runs there
     # Silent for interval x misses: its leader contact ran out, so it fenced itself (S8c).
     return now - lead.last_hb.get(who, lead.since) >= node.settings.detection_ms
 
