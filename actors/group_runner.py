@@ -52,7 +52,7 @@ def sync(node: NodeState, now: int, want: set[str]) -> list[Effect]:
             del st.groups[g]
             out.append(StopGroup(g))
     node.running = set(st.groups)
-    return out + _deadline(node) + _restart_timer(node)
+    return out + _deadline(node) + _restart_timer(node, now)
 
 
 def _specs(node: NodeState, group: str) -> tuple[ResourceSpec, ...]:
@@ -121,8 +121,10 @@ def _deadline(node: NodeState) -> list[Effect]:
     return [SetRunDeadline(until)]
 
 
-def _restart_timer(node: NodeState) -> list[Effect]:
-    due = [r.restart_at for g in runner(node).groups.values() for r in g.resources.values() if r.restart_at]
+def _restart_timer(node: NodeState, now: int) -> list[Effect]:
+    """Wake when the next restart delay ends (one already over waits for its dependencies)."""
+    due = [r.restart_at for g in runner(node).groups.values() for r in g.resources.values()
+           if r.restart_at is not None and r.restart_at > now]
     return [SetTimer(Timer.RESTART, min(due))] if due else []
 
 

@@ -107,7 +107,16 @@ class InvariantChecker:
                 self._record_digest(s.node_id, s.elm.state)
 
     def _groups_running(self, world: World) -> None:
+        """Invariant 4 in simulated real time. A group with resources runs wherever one of its
+        resources runs (from the start's first instant to the stop's last, watchdog kills
+        included); a group without resources, between its node's StartGroup and StopGroup."""
+        on: dict[str, set[str]] = {}
+        for (group, _), servers in world.resources.running.items():
+            on.setdefault(group, set()).update(servers)
         for group, servers in world.running.items():
+            if group not in on and not world.resources.ever_had(group):
+                on[group] = set(servers)
+        for group, servers in on.items():
             if len(servers) > 1:
                 self.fail(4, f"group {group} runs on {sorted(servers)} at once")
 

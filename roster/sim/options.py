@@ -35,6 +35,12 @@ class SimOptions:
     groups: int = 3
     start_spread_min_ms: int = 50  # servers other than the creator start in this window
     start_spread_max_ms: int = 400
+    # Resources (none in the classic mix): each group gets this many `process` resources.
+    resources_per_group: int = 0
+    resource_crash_per_s: float = 0.0  # a running resource exits (crash)
+    resource_hang_per_s: float = 0.0  # its health check times out while it lives on (hang)
+    resource_slow_start_max_ms: int = 0  # a start may take this much longer (slow start)
+    bad_command_probability: float = 0.0  # a resource whose command does not exist (never starts)
 
     def __post_init__(self) -> None:
         unknown = set(self.faults) - set(FAULT_KINDS)
@@ -71,7 +77,12 @@ class SimOptions:
             groups=rng.randint(1, 6),
             start_spread_min_ms=rng.randint(0, 100),
             start_spread_max_ms=rng.randint(150, 1500),
+            **_resource_options(rng),
         )
+
+    @property
+    def has_resources(self) -> bool:
+        return self.resources_per_group > 0
 
     def describe(self) -> str:
         """One line for a run's report: everything needed to see what the seed chose."""
@@ -82,3 +93,16 @@ class SimOptions:
             else:
                 parts.append(f"{key}={value:.3g}" if isinstance(value, float) else f"{key}={value}")
         return " ".join(parts)
+
+
+def _resource_options(rng: random.Random) -> dict:
+    """Resources in about two thirds of swarm seeds, with their faults drawn too."""
+    if rng.random() < 1 / 3:
+        return {}
+    return {
+        "resources_per_group": rng.randint(1, 3),
+        "resource_crash_per_s": rng.choice((0.0, rng.uniform(0.05, 1.0))),
+        "resource_hang_per_s": rng.choice((0.0, rng.uniform(0.05, 0.5))),
+        "resource_slow_start_max_ms": rng.choice((0, rng.randint(10, 400))),
+        "bad_command_probability": rng.choice((0.0, rng.uniform(0.05, 0.3))),
+    }

@@ -13,6 +13,7 @@ from actors.node import CreateSpec
 from actors.settings import ProtocolSettings
 from roster.sim.invariants import InvariantChecker, InvariantViolation, check_liveness
 from roster.sim.options import FAULT_KINDS, SimOptions
+from roster.sim.resources import BAD_COMMAND, ResourceFaults
 from roster.sim.world import World
 
 __all__ = ["FAULT_KINDS", "RunResult", "Scenario", "SimOptions", "run_seed", "sim_settings"]
@@ -96,7 +97,12 @@ class Scenario:
 
     def _plan_workload(self, until_ms: int) -> None:
         w = self.world
-        for i in range(self.options.groups):
+        if self.options.has_resources:
+            o = self.options
+            w.resources.faults = ResourceFaults(o.resource_crash_per_s, o.resource_hang_per_s,
+                                                o.resource_slow_start_max_ms)
+            w.schedule(800, lambda: self._admin("group-apply", groups=self._declared_groups()))
+        for i in range(self.options.groups if not self.options.has_resources else 0):
             owners = self.rng.sample(self.ids, k=min(2, len(self.ids)))
             w.schedule(800 + 50 * i, lambda i=i, o=owners: self._admin("group-create", group=f"g{i}",
                                                                      preferred_owners=o, failback=i == 0))
@@ -104,6 +110,27 @@ class Scenario:
         while t < until_ms:
             w.schedule(t, self._random_admin)
             t += self.rng.randint(self.options.admin_gap_ms // 2, self.options.admin_gap_ms * 2)
+
+    def _declared_groups(self) -> dict:
+        """What `roster apply` would send: groups of `process` resources, some depending on
+        the one before, some with a command that does not exist, policies drawn."""
+        rng, o, out = self.rng, self.options, {}
+        for i in range(o.groups):
+            resources = []
+            for j in range(o.resources_per_group):
+                bad = rng.random() < o.bad_command_probability
+                resources.append({
+                    "name": f"r{j}", "type": "process", "params": {"argv": [BAD_COMMAND if bad else "sim-service"]},
+                    "depends_on": [f"r{j - 1}"] if j and rng.random() < 0.5 else [],
+                    "health": {"interval_ms": rng.randint(50, 500), "timeout_ms": rng.randint(20, 200)},
+                    "restart": {"threshold": rng.randint(0, 3), "period_ms": rng.randint(1000, 10000),
+                                "delay_ms": rng.randint(0, 200)},
+                    "start_timeout_ms": rng.randint(100, 1000), "stop_timeout_ms": rng.randint(50, 500),
+                })
+            out[f"g{i}"] = {"preferred_owners": rng.sample(self.ids, k=min(2, len(self.ids))), "failback": i == 0,
+                            "failover": {"threshold": rng.randint(0, 4), "period_ms": rng.randint(2000, 20000)},
+                            "resources": resources}
+        return out
 
     def _admin(self, op: str, **args) -> None:
         self.requests += 1

@@ -13,14 +13,15 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from actors import messages as m
-from actors.effects import (Persist, PersistOwnership, Send, SetAsideReplica, SetTimer, StartGroup,
-                            StopGroup, StopService)
+from actors.effects import (Persist, PersistOwnership, Send, SetAsideReplica, SetRunDeadline, SetTimer, StartGroup,
+                            StartResource, StopGroup, StopResource, StopService)
 from actors.event_log_manager import EventLogManagerCore
 from actors.node import CreateSpec, NodeCore, NodeIdentity
 from actors.quorum import QuorumCore
 from actors.settings import ProtocolSettings
 from events.record import Record
 from roster.sim.network import SimNetwork
+from roster.sim.resources import SimResources
 
 EPOCH_BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: virtual time 0, for readable `ts`
 CLIENT = "client"
@@ -73,6 +74,7 @@ class World:
         self.messages = 0
         self.observers: list[Callable[[World, str, Any], None]] = []
         self.admin_replies: dict[str, m.AdminReply] = {}
+        self.resources = SimResources(self, self.rng)  # what runs where, in simulated real time
         self.log_lines: list[str] = []
 
     # --- setup ------------------------------------------------------------------------------
@@ -103,6 +105,7 @@ class World:
         s.up, s.node, s.elm = False, None, None
         for servers in self.running.values():
             servers.discard(node_id)  # a dead process runs nothing
+        self.resources.server_died(node_id)
         if torn and s.replica:
             s.replica.pop()  # the last write never reached the disk whole; open() cuts it
 
@@ -209,6 +212,8 @@ class World:
                 self.running.setdefault(e.group, set()).add(addr.split(":", 1)[1])
             elif isinstance(e, StopGroup):
                 self.running.setdefault(e.group, set()).discard(addr.split(":", 1)[1])
+            elif isinstance(e, (StartResource, StopResource, SetRunDeadline)):
+                self.resources.execute(addr.split(":", 1)[1], e)
             elif isinstance(e, StopService):
                 self._stop_service(addr.split(":", 1)[1], e.reason)
 
@@ -226,6 +231,12 @@ class World:
         self.log_lines.append(f"{self.elapsed}ms {node_id} stopped: {reason}")
         # The process keeps running until the shell stops it; in the sim it stops now.
         self._push(self.now, "call", lambda: self.crash_server(node_id))
+
+    def deliver_local(self, node_id: str, msg: m.Message) -> None:
+        """A message from the server's own resource host to its node core (no network)."""
+        s = self.servers.get(node_id)
+        if s is not None and s.up:
+            self._dispatch(m.node_addr(node_id), f"host:{node_id}", msg)
 
     # --- admin, as a client would ---------------------------------------------------------------------
     def admin(self, via: str, op: str, request_id: str, **args: Any) -> None:
