@@ -9,10 +9,12 @@ snapshot plus the tail. The pure folds, diff and timeline are in
 
 from __future__ import annotations
 
+import gc
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
+from typing import Callable, Iterator
 
 from events import snapshot_store
 from events.log_reader import NotALogError, SegmentReader, is_log_dir
@@ -81,6 +83,28 @@ def advance(reader: LogReader, state: ClusterState, to_seq: int, progress: Progr
 
 
 def _apply_range(reader: LogReader, state: ClusterState, first: int, last: int, progress: Progress | None) -> None:
+    with _no_cycle_collection():
+        _fold_records(reader, state, first, last, progress)
+
+
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """The cyclic GC paused for a replay: it makes no cycles, so refcounting frees all it drops.
+
+    With the GC on, the objects a long fold keeps (the views, the codec's reused events) make
+    it run full collections over the whole heap again and again; measured, that was up to
+    1 µs of a 6 µs record. Collection resumes (if it was on) however the replay ends.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _fold_records(reader: LogReader, state: ClusterState, first: int, last: int, progress: Progress | None) -> None:
     cfg_apply, view_apply = config_db.apply_in_place, membership.apply_in_place
     cfg, view = state.config, state.membership
     records = reader.iter_records(first, last)
