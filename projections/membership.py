@@ -248,13 +248,21 @@ _HANDLERS: dict[str, Handler] = {
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)
+# Only the handlers that change something: apply_in_place skips the call for the others.
+_CHANGING: dict[str, Handler] = {name: h for name, h in _HANDLERS.items() if h is not _no_change}
 
 
 def apply_in_place(view: MembershipView, r: Record) -> None:
-    if r.seq != view.seq + 1:
-        raise AssertionError(f"membership view at seq {view.seq} cannot apply seq {r.seq}")
-    _HANDLERS[r.event.type](view, r)
-    view.seq, view.hash, view.ts = r.seq, r.hash, r.ts
+    seq = r.seq
+    if seq != view.seq + 1:
+        raise AssertionError(f"membership view at seq {view.seq} cannot apply seq {seq}")
+    t = r.event.type
+    handler = _CHANGING.get(t)
+    if handler is not None:
+        handler(view, r)
+    elif t not in _HANDLERS:
+        raise KeyError(t)  # an event type this view does not know: as loud as before
+    view.seq, view.hash, view.ts = seq, r.hash, r.ts
     if r.epoch > view.epoch:
         view.epoch = r.epoch
 
