@@ -79,9 +79,19 @@ def canonical_bytes(env: dict[str, Any]) -> bytes:
     return orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
 
 
+# Copying a fresh hasher is ≈ 2× cheaper than constructing one with digest_size= (measured).
+_BLAKE2B = hashlib.blake2b(digest_size=HASH_BYTES)
+
+
+def _digest(prev: bytes, canonical: bytes) -> bytes:
+    h = _BLAKE2B.copy()
+    h.update(prev)
+    h.update(canonical)
+    return h.digest()
+
+
 def chain_hash(prev_hash: str, env: dict[str, Any]) -> str:
-    h = hashlib.blake2b(bytes.fromhex(prev_hash) + canonical_bytes(env), digest_size=HASH_BYTES)
-    return h.hexdigest()
+    return _digest(bytes.fromhex(prev_hash), canonical_bytes(env)).hex()
 
 
 def seal(draft: Draft, *, seq: int, epoch: int, ts: str, prev_hash: str) -> Record:
@@ -133,10 +143,42 @@ _DATA_SORTED = {name: _sorted_layout(cls) for name, cls in EVENT_TYPES.items()}
 _TYPE_JSON = {name: orjson.dumps(name) for name in EVENT_TYPES}
 
 
+def _json_native(annotation: Any) -> bool:
+    """Whether orjson writes a field's Python value exactly as pydantic's JSON mode would."""
+    if annotation in (str, int, bool, type(None)):
+        return True
+    origin = get_origin(annotation)
+    args = [a for a in get_args(annotation) if a is not Ellipsis]
+    if origin is Literal:
+        return all(type(a) in (str, int) for a in args)
+    if origin in (tuple, Union, UnionType, dict):
+        return all(_json_native(a) for a in args) and (origin is not dict or args[0] is str)
+    return False
+
+
+def _data_fields(cls: type[Event]) -> tuple[str, ...] | None:
+    """The `data` field names of a type whose values orjson can write as they are, else None."""
+    fields = {n: f for n, f in cls.model_fields.items() if n not in _NOT_IN_DATA}
+    return tuple(fields) if all(_json_native(f.annotation) for f in fields.values()) else None
+
+
+# Per type: the field names to take straight from the event (≈ 0.3 µs), or None to go through
+# pydantic's serialiser (≈ 1 µs), e.g. for a nested model a future type may hold.
+_DATA_FIELDS = {name: _data_fields(cls) for name, cls in EVENT_TYPES.items()}
+
+
+def _event_data(event: Event) -> Any:
+    names = _DATA_FIELDS.get(event.type)
+    if names is None or type(event) is not EVENT_TYPES[event.type]:
+        return _SERIALIZERS[event.type](event, mode="json", exclude=_NOT_IN_DATA)
+    values = event.__dict__
+    return {n: values[n] for n in names}
+
+
 def _render_event(event: Event, node: str | None, by: str) -> Rendered:
     """The seq-independent part of sealing: one serialisation of the event."""
     t = event.type
-    data = _SERIALIZERS[t](event, mode="json", exclude=_NOT_IN_DATA)
+    data = _event_data(event)
     in_line = orjson.dumps(data)
     canon = in_line if _DATA_SORTED[t] else orjson.dumps(data, option=_SORT)
     return _TYPE_JSON[t], event.v, in_line, canon, _jstr(node), _jstr(by)
@@ -176,11 +218,9 @@ def seal_rendered(
     ts_json = orjson.dumps(ts)
     prev = bytes.fromhex(prev_hash)
     records, lines = [], []
-    blake2b = hashlib.blake2b
     for seq, (d, r) in enumerate(rendered, first_seq):
-        h = blake2b(prev + _canonical(r, seq, epoch, ts_json), digest_size=HASH_BYTES)
-        prev = h.digest()
-        hex_hash = h.hexdigest()
+        prev = _digest(prev, _canonical(r, seq, epoch, ts_json))
+        hex_hash = prev.hex()
         lines.append(_line(r, seq, epoch, ts_json, hex_hash.encode()))
         records.append(Record(seq, epoch, ts, d.node, d.by, d.event, hex_hash))
     return records, lines
@@ -211,7 +251,7 @@ def render_record(record: Record) -> tuple[bytes, bytes]:
 
 
 def hash_of(prev_hash: str, canonical: bytes) -> str:
-    return hashlib.blake2b(bytes.fromhex(prev_hash) + canonical, digest_size=HASH_BYTES).hexdigest()
+    return _digest(bytes.fromhex(prev_hash), canonical).hex()
 
 
 def from_envelope(env: dict[str, Any]) -> Record:
