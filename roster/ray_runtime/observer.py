@@ -30,6 +30,7 @@ from typing import Any, Callable, Iterable
 
 import ray
 from prometheus_client import Histogram
+from prometheus_client.core import GaugeMetricFamily
 
 from actors import messages as m
 from events.record import Record
@@ -155,7 +156,7 @@ class NodeObserver:
             return unknown_leader_view(f"leader {leader} not reachable ({type(exc).__name__})", leader)
 
     def collectors(self) -> list[Any]:
-        return [self.rtt, self.gap, self.detection, self.failover, self.snapshots]
+        return [self.rtt, self.gap, self.detection, self.failover, self.snapshots, _AgeCollector(self)]
 
     async def refresh(self) -> None:
         """Fetch the durable-append histograms from the actors that own the logs."""
@@ -166,3 +167,20 @@ class NodeObserver:
             if isinstance(result, LatencyHistogram):
                 series.append(((name,), result))
         self.snapshots.set(APPEND_METRIC, APPEND_HELP, ("log",), series)
+
+
+class _AgeCollector:
+    """roster_heartbeat_age_seconds{node}: the leader's view at scrape time (only the leader has one)."""
+
+    def __init__(self, observer: NodeObserver) -> None:
+        self.observer = observer
+
+    def collect(self) -> Iterable[Any]:
+        family = GaugeMetricFamily("roster_heartbeat_age_seconds",
+                                   "On the leader: time since its core accepted the last heartbeat from each follower",
+                                   labels=["node"])
+        if self.observer.leading():
+            now = now_ms()
+            for node, last in sorted(self.observer.last_hb_ms.items()):
+                family.add_metric([node], max(now - last, 0) / 1000)
+        yield family
