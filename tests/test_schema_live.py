@@ -35,7 +35,7 @@ READ_TIMEOUT_S = 5.0
 UP_TIMEOUT_S = 180
 UP_HTTP_PORT = 18900  # away from test_roster_up's (18700) and test_dashboard's (18760) ports
 ST_EXAMPLES = 5  # per operation and phase
-ST_MAX_TIME_S = 150  # schemathesis's own budget for the whole run
+ST_MAX_TIME_S = 120  # schemathesis's own budget for the whole run (it stops starting cases past it)
 ST_REQUEST_TIMEOUT_S = 5
 ST_RUN_TIMEOUT_S = ST_MAX_TIME_S + 90  # the budget plus start-up and reporting
 
@@ -159,10 +159,9 @@ def test_issue12_s5_schemathesis_all_checks_against_a_live_roster_up(tmp_path: P
     summary = out[out.rfind("SUMMARY"):]
     tested = re.search(r"Tested: (\d+)", summary)
     assert tested and int(tested.group(1)) == _get_operations(), summary  # every GET route was exercised
-    assert not re.search(r"\d+ unique failure|Network Error", summary), summary
+    assert "No issues found" in summary and not re.search(r"unique failure|Network Error", summary), summary
 
 
 def _get_operations() -> int:
-    """GET operations schemathesis tests (it leaves out the one that serves the document)."""
-    paths = document()["paths"]
-    return sum(1 for path, ops in paths.items() if "get" in ops and path != "/openapi.json")
+    """Every GET operation of the document (/openapi.json included)."""
+    return sum(1 for ops in document()["paths"].values() if "get" in ops)
