@@ -126,16 +126,22 @@ def make_timing_middleware(hist: Histogram) -> Callable[..., Awaitable[web.Strea
         if route in UNTIMED_ROUTES:
             return await handler(request)
         started = time.perf_counter()
-        status = "500"
+
+        def observe(status: int) -> None:
+            hist.labels(route, request.method, str(status)).observe(time.perf_counter() - started)
+
         try:
             resp = await handler(request)
-            status = str(resp.status)
-            return resp
         except web.HTTPException as exc:  # 3xx raised by a handler (the error middleware passes them on)
-            status = str(exc.status)
+            observe(exc.status)
             raise
-        finally:
-            hist.labels(route, request.method, status).observe(time.perf_counter() - started)
+        except asyncio.CancelledError:
+            raise  # the client went away: there is no answer to time
+        except Exception:
+            observe(500)  # what aiohttp answers for an exception that got past the error middleware
+            raise
+        observe(resp.status)
+        return resp
 
     return timing
 
