@@ -196,3 +196,13 @@ async def test_issue12_s1_node_detail_carries_the_leaders_heartbeat_view(monkeyp
     async with client_for(plain) as client:
         doc = await (await client.get("/v1/nodes/n02")).json()
     assert doc["leader_view"]["last_heartbeat_age_ms"] is None and doc["leader_view"]["detail"]
+
+
+def test_issue12_s6_a_metrics_fault_never_stops_the_node(caplog):
+    """The observer runs inside the node actor's step: a fault there is logged, not raised."""
+    o = NodeObserver("n1")
+    o.core = leader_core()
+    bad = Record(seq=1, epoch=1, ts="not-a-time", node="n2", by="n1", event=t.NodeDown(reason="regroup"), hash="0")
+    o.on_committed([bad], T0_MS, leading=True)
+    o.after_step(m.Heartbeat(node="n2", epoch=1, applied_seq=1, sent_at=T0_MS), T0_MS, object())  # no .role
+    assert "observing committed records failed" in caplog.text and "observing Heartbeat failed" in caplog.text

@@ -25,6 +25,7 @@ What each histogram measures (also in docs/monitoring/README.md):
 from __future__ import annotations
 
 import asyncio
+import logging
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
@@ -51,6 +52,7 @@ APPEND_METRIC = "roster_log_append_duration_seconds"
 APPEND_HELP = ("Durable append of one batch to an event log, write and fsync included, measured around the "
                "append in the actor that owns the log (log=replica: this node's ELM; log=quorum: the quorum "
                "log, reported by the leader)")
+log = logging.getLogger("roster.observer")
 AppendSource = Callable[[], Any]  # returns an awaitable LatencyHistogram (a Ray ObjectRef)
 
 
@@ -95,7 +97,20 @@ class NodeObserver:
     # --- the node actor's hooks ------------------------------------------------------------------------
 
     def after_step(self, msg: m.Message, now: int, core: Any) -> None:
-        """After the core stepped `msg` at `now` (ms)."""
+        """After the core stepped `msg` at `now` (ms). A metrics fault never stops the protocol."""
+        try:
+            self._after_step(msg, now, core)
+        except Exception:  # noqa: BLE001 - logged; the core's step already happened and stands
+            log.exception("%s: observing %s failed", self.node_id, type(msg).__name__)
+
+    def on_committed(self, records: Iterable[Record], now: int, leading: bool) -> None:
+        """New committed records reached this node's replica at `now` (ms)."""
+        try:
+            self._on_committed(records, now, leading)
+        except Exception:  # noqa: BLE001 - logged; the replica has the records either way
+            log.exception("%s: observing committed records failed", self.node_id)
+
+    def _after_step(self, msg: m.Message, now: int, core: Any) -> None:
         if core.role != "leader" and self.last_hb_ms:
             self.last_hb_ms.clear()  # stepped down: a former leader's times would go stale silently
         if isinstance(msg, m.Heartbeat):
@@ -108,8 +123,7 @@ class NodeObserver:
             if core.leader == msg.leader and core.leader_heard_at == now and now >= msg.sent_at:  # accepted
                 self.rtt.observe((now - msg.sent_at) / 1000)
 
-    def on_committed(self, records: Iterable[Record], now: int, leading: bool) -> None:
-        """New committed records reached this node's replica at `now` (ms)."""
+    def _on_committed(self, records: Iterable[Record], now: int, leading: bool) -> None:
         for r in records:
             kind = r.event.type
             if kind in DEPARTURE_CAUSES and r.node is not None:
