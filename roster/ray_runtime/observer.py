@@ -29,7 +29,6 @@ import logging
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable
 
-import ray
 from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
 
@@ -38,7 +37,7 @@ from events.record import Record
 from roster.http.handlers import unknown_leader_view
 from roster.http.metrics import SnapshotCollector
 from roster.latency import LatencyHistogram
-from roster.ray_runtime.shell import NAMESPACE, now_ms
+from roster.ray_runtime.shell import Router, now_ms
 
 # Upper bounds in seconds. Round trips on one host are ~1 ms; across a LAN a few ms.
 RTT_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
@@ -86,10 +85,17 @@ class NodeObserver:
                                   ["cause"], registry=None, buckets=FAILOVER_BUCKETS_S)
         self.snapshots = SnapshotCollector()
         self.core: Any = None  # the node's core, set once it exists (read only: role, leader)
+        self.handles = Router()  # cached actor handles (a lookup is a GCS round trip)
         self.append_sources: dict[str, AppendSource] = {
-            "replica": lambda: ray.get_actor(m.elm_addr(node_id), namespace=NAMESPACE).append_latency.remote(),
-            "quorum": lambda: ray.get_actor(m.QUORUM, namespace=NAMESPACE).append_latency.remote(),
+            "replica": lambda: self._actor(m.elm_addr(node_id)).append_latency.remote(),
+            "quorum": lambda: self._actor(m.QUORUM).append_latency.remote(),
         }
+
+    def _actor(self, name: str) -> Any:
+        handle = self.handles._handle(name)  # noqa: SLF001 - the shell's handle cache, reused as is
+        if handle is None:
+            raise LookupError(f"no actor {name}")
+        return handle
 
     def leading(self) -> bool:
         return self.core is not None and self.core.role == "leader"
@@ -164,8 +170,7 @@ class NodeObserver:
         if self.leading() or leader is None:
             return self.leader_view_here(node) if self.leading() else unknown_leader_view("no leader known")
         try:
-            handle = ray.get_actor(m.node_addr(leader), namespace=NAMESPACE)
-            return await handle.leader_view.remote(node)
+            return await self._actor(m.node_addr(leader)).leader_view.remote(node)
         except Exception as exc:  # noqa: BLE001 - the leader is gone or not reachable: unknown, say why
             return unknown_leader_view(f"leader {leader} not reachable ({type(exc).__name__})", leader)
 
