@@ -924,3 +924,26 @@ def test_S21_invariant4_leader_leaving_with_a_group_never_runs_it_twice():
               and "web" in running_on(w, sim.owner("web")), 5000, what="web on a remaining node")
     assert sim.node_state(leader) == "Offline"
     assert not [r for r in sim.events("Regrouped") if leader in r.event.down]
+
+
+# --- what a miss means (issue 12) ------------------------------------------------------------------
+IDLE_RUN_MS = 60_000
+TIMER_LATE_MS = 5  # 5 % of the 100 ms interval: a host's ordinary scheduling jitter
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_S22_idle_cluster_with_late_timers_logs_no_heartbeat_miss(seed):
+    """S22: a miss is a heartbeat that did not come. A healthy idle 3-node cluster whose timers
+    all fire up to 5 % of an interval late logs no HeartbeatMissed in 60 s (before the fix a
+    follower's next heartbeat was timed from its late tick, and the leader counted a miss the
+    instant one interval had passed: several misses a minute)."""
+    sim = build_sim(["n1", "n2", "n3"], seed=seed)
+    sim.world.timer_late_max_ms = TIMER_LATE_MS
+    create_and_join(sim)
+    _group(sim, "g1", ["n2"])
+    seq0 = len(sim.world.qdisk.records)
+    sim.run_for(IDLE_RUN_MS)
+    after = sim.world.qdisk.records[seq0:]
+    assert [r.node for r in after if r.event.type == "HeartbeatMissed"] == []
+    assert not [r for r in after if r.event.type in ("Regrouped", "NodeDown", "GroupMoved")]
+    assert all(sim.node_state(n) == "Online" for n in sim.ids)

@@ -22,7 +22,6 @@ from events.record import Draft, Record, draft
 from projections import state as proj
 from projections.state import ClusterState
 
-MISS_CHECKS_PER_INTERVAL = 4
 SEEN_REQUESTS_MAX = 1000
 RENEWS_PER_LEASE = 6  # lease 3 intervals: a renewal every half interval
 LEAVE_COMMIT_WAIT_INTERVALS = 2
@@ -158,8 +157,9 @@ def on_lease_timer(node: NodeState, now: int) -> list[Effect]:
 
 def on_lease_renewed(node: NodeState, msg: m.LeaseRenewed, now: int, sender: str) -> list[Effect]:
     lead = node.lead
-    if msg.epoch == node.epoch and msg.sent_at + node.settings.lease_ms > lead.lease_until:
-        lead.lease_until = msg.sent_at + node.settings.lease_ms
+    # The Quorum times the lease on its own clock: we trust it for the drift-shortened span.
+    if msg.epoch == node.epoch and msg.sent_at + node.settings.lease_belief_ms > lead.lease_until:
+        lead.lease_until = msg.sent_at + node.settings.lease_belief_ms
         # Wake exactly when the lease would end, so our groups stop then and not a tick later.
         return [SetTimer(Timer.LEASE, lead.lease_until)]
     return []
@@ -194,14 +194,17 @@ def on_heartbeat(node: NodeState, msg: m.Heartbeat, now: int, sender: str) -> li
 
 
 def count_misses(node: NodeState, now: int) -> list[Effect]:
+    """A miss is a heartbeat that did not come: miss k of member n is counted once
+    `now - last_hb[n]` reaches k intervals plus the grace (followers send on a fixed schedule,
+    so a heartbeat sent a little late by its timer or the network is not a miss)."""
     lead = node.lead
-    interval, limit = node.settings.interval_ms, node.settings.heartbeat_misses_before_regroup
+    limit = node.settings.heartbeat_misses_before_regroup
     out: list[Effect] = []
     for n in others(node):
         if n in node.exits_seen:
             continue
         count = lead.misses.get(n, 0)
-        if now - lead.last_hb.get(n, lead.since) < interval * (count + 1):
+        if now < _miss_due(node, n, count):
             continue
         count += 1
         lead.misses[n] = count
@@ -212,11 +215,19 @@ def count_misses(node: NodeState, now: int) -> list[Effect]:
     return out + _next_miss_check(node, now)
 
 
+def _miss_due(node: NodeState, member: str, count: int) -> int:
+    """When the member's next miss (number count + 1) is due."""
+    lead, s = node.lead, node.settings
+    return lead.last_hb.get(member, lead.since) + s.interval_ms * (count + 1) + s.grace_ms
+
+
 def _next_miss_check(node: NodeState, now: int) -> list[Effect]:
-    """Check for misses a few times per interval, so a miss is counted at most a fraction
-    of an interval after it is due (one check per interval would add up to a whole one)."""
-    step = max(node.settings.interval_ms // MISS_CHECKS_PER_INTERVAL, 1)
-    return [SetTimer(Timer.MISSES, now + step)]
+    """Wake exactly when the next miss is due (so counting adds no lag), and at least once an
+    interval: a member admitted meanwhile is due no sooner than an interval after it joined."""
+    lead = node.lead
+    due = [_miss_due(node, n, lead.misses.get(n, 0)) for n in others(node) if n not in node.exits_seen]
+    at = min([now + node.settings.interval_ms, *due])
+    return [SetTimer(Timer.MISSES, max(at, now + 1))]
 
 
 def start_regroup(node: NodeState, now: int, reason: str) -> list[Effect]:
@@ -387,8 +398,9 @@ def has_stopped(node: NodeState, who: str, group: str, release_seq: int, view: C
         return True  # an exiting node stops its groups before it says so
     if view.membership.is_full_member(who) and lead.applied.get(who, 0) >= release_seq:
         return True  # it applied the release, and a node runs only what its view gives it
-    # Silent for interval x misses: its leader contact ran out, so it fenced itself (S8c).
-    return now - lead.last_hb.get(who, lead.since) >= node.settings.detection_ms
+    # Silent for interval x misses: its leader contact ran out, so it fenced itself (S8c); the
+    # grace more covers its contact timer firing late (its contact already allows for drift).
+    return now - lead.last_hb.get(who, lead.since) >= node.settings.detection_ms + node.settings.grace_ms
 
 
 # --- admin commands ------------------------------------------------------------------------------------
