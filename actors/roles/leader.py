@@ -287,7 +287,11 @@ def queued(node: NodeState, who: str, type_name: str) -> bool:
 def on_cluster_exit(node: NodeState, msg: m.ClusterExit, now: int, sender: str) -> None:
     """A planned leave: record it and move its groups. No regroup."""
     node.exits_seen.add(msg.node)
-    if node.view.membership.is_full_member(msg.node) and msg.node not in leaving_pending(node):
+    if msg.node in leaving_pending(node):
+        return
+    # A node that leaves while its NodeJoined is on its way (it was told to leave while joining)
+    # is a member once that commits: record its exit right after, or it is taken for failed.
+    if node.view.membership.is_full_member(msg.node) or queued(node, msg.node, "NodeJoined"):
         node.lead.outbox.append(draft(ev.NodeExited(), by=node.id, node=msg.node))
 
 
