@@ -23,6 +23,7 @@ from projections.state import ClusterState
 NAME_MAX_CHARS = 64
 NAME_PATTERN = re.compile(rf"^[A-Za-z0-9][A-Za-z0-9_.-]{{0,{NAME_MAX_CHARS - 1}}}$")
 EVICT_REASON_MAX_CHARS = 200
+STOP_REASON = "cluster stopping"  # what an operator filters a whole-cluster stop by
 StopProof = Callable[[str, str, int, ClusterState], bool]
 
 
@@ -194,6 +195,20 @@ def _group_delete(ctx: Context, msg: m.AdminCommand) -> Decision:
     return _accept([draft(ev.GroupDeleted(group=name), by=ctx.leader)])
 
 
+def _stop_cluster(ctx: Context, msg: m.AdminCommand) -> Decision:
+    """A planned stop of the whole cluster (sent before every node leaves): each placed group
+    goes offline once, saying why, and none is placed again until the next start. Without it
+    every leave would move the groups on to the nodes still up, through every node."""
+    mv = ctx.view.membership
+    if mv.stopping:
+        return Decision(reply=m.AdminReply(request_id=msg.request_id, ok=True, seq=ctx.view.seq,
+                                           detail="the cluster is already stopping"))
+    drafts = [draft(ev.ClusterStopping(), by=ctx.leader)]
+    drafts += [release(name, STOP_REASON, ctx.leader) for name in sorted(mv.groups)
+               if mv.groups[name].owner is not None]
+    return _accept(drafts)
+
+
 _OPS: dict[str, Callable[[Context, m.AdminCommand], Decision]] = {
     "add-node": _add_node,
     "pause": _pause,
@@ -203,6 +218,7 @@ _OPS: dict[str, Callable[[Context, m.AdminCommand], Decision]] = {
     "group-create": _group_create,
     "group-move": _group_move,
     "group-delete": _group_delete,
+    "stop-cluster": _stop_cluster,
 }
 
 

@@ -174,6 +174,14 @@ class GroupDeleted(Event):
     group: str
 
 
+class ClusterStopping(Event):
+    """A planned stop of the whole cluster began (`roster down`, Ctrl-C of `roster up`): each
+    group went offline once and none is placed again until the next leader takes the quorum."""
+
+    type: Literal["ClusterStopping"] = "ClusterStopping"
+    reason: str = "cluster stopping"
+
+
 class SettingsChanged(Event):
     type: Literal["SettingsChanged"] = "SettingsChanged"
     changes: dict[str, int]
@@ -203,6 +211,7 @@ AnyEvent = Annotated[
         GroupStateChanged,
         GroupDeleted,
         SettingsChanged,
+        ClusterStopping,
     ],
     Field(discriminator="type"),
 ]

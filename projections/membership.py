@@ -46,6 +46,7 @@ class MembershipView:
     seq: int = 0
     hash: str = GENESIS_HASH
     ts: str | None = None
+    stopping: bool = False  # ClusterStopping until the next QuorumAcquired: place no group
 
     def copy(self) -> MembershipView:
         return replace(self, nodes=dict(self.nodes), groups=dict(self.groups))
@@ -86,7 +87,7 @@ class MembershipView:
             "seq": self.seq,
             "hash": self.hash,
             "ts": self.ts,
-        }
+        } | ({"stopping": True} if self.stopping else {})  # absent when false: older digests stand
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MembershipView:
@@ -100,7 +101,7 @@ class MembershipView:
             g["name"]: GroupView(g["name"], g["owner"], g["state"], g["since_seq"], g.get("last_owner"))
             for g in d["groups"]
         }
-        return cls(d["epoch"], d["leader"], nodes, groups, d["seq"], d["hash"], d["ts"])
+        return cls(d["epoch"], d["leader"], nodes, groups, d["seq"], d["hash"], d["ts"], d.get("stopping", False))
 
     def digest(self) -> str:
         return digest_of(self.to_dict())
@@ -131,6 +132,7 @@ def _node_added(view: MembershipView, r: Record) -> None:
 
 def _quorum_acquired(view: MembershipView, r: Record) -> None:
     view.epoch, view.leader = r.epoch, r.node
+    view.stopping = False  # a new start: groups are placed by their policies again
     assert r.node is not None
     current = view.nodes.get(r.node) or NodeView(r.node)
     if current.state in MEMBER_STATES:
@@ -211,6 +213,10 @@ def _group_deleted(view: MembershipView, r: Record) -> None:
     view.groups.pop(r.event.group, None)  # type: ignore[attr-defined]
 
 
+def _cluster_stopping(view: MembershipView, r: Record) -> None:
+    view.stopping = True
+
+
 def _no_change(view: MembershipView, r: Record) -> None:
     """Config-only and audit events (auth, sync, rejection): the view only moves its seq."""
 
@@ -232,6 +238,7 @@ _HANDLERS: dict[str, Handler] = {
     "GroupMoved": _group_moved,
     "GroupStateChanged": _group_state_changed,
     "GroupDeleted": _group_deleted,
+    "ClusterStopping": _cluster_stopping,
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)

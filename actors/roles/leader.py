@@ -361,6 +361,8 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
     groups move in the same batch that declares it down: the timing rule already proves it.
     """
     lead, mv, cfg = node.lead, view.membership, view.config
+    if mv.stopping:
+        return []  # a planned stop of the whole cluster: groups wait, Offline, for the next start
     load = load_of(mv)
     out: list[Draft] = []
     for name in sorted(cfg.groups):
@@ -384,9 +386,22 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
             continue
         if target is not None:
             load[target] = load.get(target, 0) + 1
-        reason = "failover" if gv.owner is not None else ("moved" if wanted else "placed")
+        reason = move_reason(mv, gv.owner, prev, wanted is not None)
         out.append(draft(ev.GroupMoved(group=name, from_node=gv.owner, to_node=target, reason=reason), by=node.id))
     return out
+
+
+def move_reason(mv: Any, owner: str | None, prev: str | None, wanted: bool) -> str:
+    """Why a group moves, in words an operator filters the log by: `failover` only after its
+    owner was declared down; `planned leave`, `evicted`, `drain` for the planned causes."""
+    gone = mv.nodes.get(owner or prev or "")
+    if gone is not None and gone.evicted:
+        return "evicted"
+    if owner is not None:  # its owner stopped being a member without releasing it first
+        return "planned leave" if gone is not None and gone.reason.startswith("exited") else "failover"
+    if gone is not None and gone.state == "Paused" and "drain" in gone.reason:
+        return "drain"
+    return "moved" if wanted else "placed"
 
 
 def has_stopped(node: NodeState, who: str, group: str, release_seq: int, view: ClusterState, now: int) -> bool:
@@ -400,6 +415,9 @@ def has_stopped(node: NodeState, who: str, group: str, release_seq: int, view: C
         return group not in node.running and (committed is None or committed.owner != node.id)
     if who in node.exits_seen:
         return True  # an exiting node stops its groups before it says so
+    gone = view.membership.nodes.get(who)
+    if gone is not None and gone.state == "Offline" and gone.reason.startswith("exited"):
+        return True  # the log says it exited (e.g. at a whole-cluster stop) and it has not rejoined
     if view.membership.is_full_member(who) and lead.applied.get(who, 0) >= release_seq:
         return True  # it applied the release, and a node runs only what its view gives it
     # Silent for interval x misses: its leader contact ran out, so it fenced itself (S8c); the
