@@ -1,6 +1,5 @@
 """Admin commands, decided by the leader: pure functions of (view, command) returning a
-`Decision` — the drafts to append, messages to send, groups to move once stopped, or an
-answer now (a rejected command is an operating error, not an exception). HTTP-style
+`Decision` — the drafts to append, messages to send, or an answer now (a rejected command is an operating error, not an exception). HTTP-style
 statuses: 404 unknown node or group, 409 conflicts with the state, 422 malformed input.
 
 The leader passes the view as it will be once its pending decisions commit, its own id,
@@ -10,7 +9,7 @@ and `stopped(node, group, release_seq, view)`: its proof that a node no longer r
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from actors import messages as m
@@ -30,8 +29,9 @@ StopProof = Callable[[str, str, int, ClusterState], bool]
 class Decision:
     drafts: tuple[Draft, ...] = ()
     effects: tuple[Effect, ...] = ()
-    moves: dict[str, str] = field(default_factory=dict)  # group -> target, once its owner stopped it
-    reply: m.AdminReply | None = None  # answered now: an error, or accepted without an append
+    reply: m.AdminReply | None = None  # answered now: an error (nothing appended)
+    status: int = 200  # the answer once the drafts commit (202: accepted, finishes later)
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -41,13 +41,14 @@ class Context:
     stopped: StopProof
 
 
-def release(group: str, reason: str, by: str) -> Draft:
-    """The first step of every move off a live owner: the group goes Offline there."""
-    return draft(ev.GroupStateChanged(group=group, state="Offline", reason=reason), by=by)
+def release(group: str, reason: str, by: str, moving_to: str | None = None) -> Draft:
+    """The first step of every move off a live owner: the group goes Offline there. A move's
+    target is in the event (durable: a new leader finishes the move, issue 13)."""
+    return draft(ev.GroupStateChanged(group=group, state="Offline", reason=reason, moving_to=moving_to), by=by)
 
 
-def _accept(drafts: list[Draft], effects: list[Effect] = (), moves: dict[str, str] | None = None) -> Decision:
-    return Decision(tuple(drafts), tuple(effects), moves or {})
+def _accept(drafts: list[Draft], effects: list[Effect] = ()) -> Decision:
+    return Decision(tuple(drafts), tuple(effects))
 
 
 def _err(msg: m.AdminCommand, status: int, error: str, detail: str) -> Decision:
@@ -90,14 +91,13 @@ def _pause(ctx: Context, msg: m.AdminCommand) -> Decision:
         return _err(msg, 409, "wrong_state", f"{name} is {state}; only an Online node can be paused")
     drain = bool(msg.args.get("drain", False))
     drafts = [draft(ev.NodePaused(drain=drain), by=ctx.leader, node=name)]
-    moves: dict[str, str] = {}
     if drain:  # S12: optional drain moves its groups away first
-        drafts += _moves_off(ctx, name, "drain", moves)
-    return _accept(drafts, moves=moves)
+        drafts += _moves_off(ctx, name, "drain")
+    return _accept(drafts)
 
 
-def _moves_off(ctx: Context, name: str, reason: str, moves: dict[str, str]) -> list[Draft]:
-    """Release every group of `name`; `moves` gets where each goes once released."""
+def _moves_off(ctx: Context, name: str, reason: str) -> list[Draft]:
+    """Release every group of `name`, each with where it goes once released."""
     mv, cfg = ctx.view.membership, ctx.view.config
     load = load_of(mv)
     out: list[Draft] = []
@@ -105,8 +105,7 @@ def _moves_off(ctx: Context, name: str, reason: str, moves: dict[str, str]) -> l
         target = place(cfg.groups[group], mv, load, exclude=frozenset({name})) if group in cfg.groups else None
         if target is not None:
             load[target] = load.get(target, 0) + 1
-            moves[group] = target
-        out.append(release(group, reason, ctx.leader))
+        out.append(release(group, reason, ctx.leader, moving_to=target))
     return out
 
 
@@ -175,14 +174,14 @@ def _group_move(ctx: Context, msg: m.AdminCommand) -> Decision:
     if owner is None:
         prev = gv.last_owner if gv else None
         if prev is not None and prev != target and not ctx.stopped(prev, name, gv.since_seq, view):
-            reply = m.AdminReply(request_id=msg.request_id, ok=True, seq=view.seq, status=202,
-                                 detail=f"{name} moves to {target} once {prev} has stopped it")
-            return Decision(moves={name: target}, reply=reply)  # placed there once prev provably stopped it
+            # Placed there once prev provably stopped it; the intent is logged before the 202.
+            intent = release(name, f"admin move to {target}", ctx.leader, moving_to=target)
+            return Decision((intent,), status=202, detail=f"{name} moves to {target} once {prev} has stopped it")
         return _accept([draft(ev.GroupMoved(group=name, from_node=None, to_node=target, reason="admin move"), by=ctx.leader)])
     if owner == target:
         return _err(msg, 409, "already_there", f"group {name} already runs on {target}")
     # Released now; placed on the target once the old owner has stopped it (invariant 4).
-    return _accept([release(name, f"admin move to {target}", ctx.leader)], moves={name: target})
+    return _accept([release(name, f"admin move to {target}", ctx.leader, moving_to=target)])
 
 
 def _group_delete(ctx: Context, msg: m.AdminCommand) -> Decision:

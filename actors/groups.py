@@ -12,8 +12,10 @@ def desired_groups(node: NodeState, now: int) -> set[str]:
         return set()
     if node.role == Role.LEADER:
         ok = now < node.lease_until  # the quorum lease, as we can prove it
-    elif node.role in FOLLOWING_ROLES:
-        ok = now < node.contact_until  # the last acked heartbeat + detection
+    elif node.role in FOLLOWING_ROLES or node.role == Role.TAKING_OVER:
+        # The last acked heartbeat + detection; a follower taking over keeps that proof while
+        # it catches up (the old leader moves our groups only after that much silence).
+        ok = now < node.contact_until
     else:
         ok = False
     return set(node.view.membership.groups_of(node.id)) if ok else set()

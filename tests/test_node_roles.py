@@ -145,15 +145,45 @@ def test_S15_a_follower_sponsors_a_joiner_challenge_then_sync() -> None:
     req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
     challenge = only(node.step(req, T0, "node:n3"), m.JoinChallenge, to="node:n3")
     mac = join_mac(SECRET, challenge.nonce, "n3", "c1")
-    sync = only(node.step(m.JoinResponse(node="n3", mac=mac), T0, "node:n3"), m.SendSync, to="elm:n2")
+    sync = only(node.step(m.JoinResponse(node="n3", mac=mac, nonce=challenge.nonce), T0, "node:n3"),
+                m.SendSync, to="elm:n2")
     assert sync.joiner == "n3" and sync.their_seq == 0
+
+
+def test_S15_S16_a_duplicated_join_request_gets_the_same_challenge_and_no_false_rejection() -> None:
+    """Issue 13.3: a duplicated JoinRequest used to overwrite the pending nonce, so the answer
+    to the first challenge failed the MAC and a correctly configured node was refused."""
+    node, _ = follower()
+    req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
+    first = only(node.step(req, T0, "node:n3"), m.JoinChallenge, to="node:n3")
+    again = only(node.step(req, T0 + 1, "node:n3"), m.JoinChallenge, to="node:n3")
+    assert again.nonce == first.nonce  # idempotent per request while pending
+    mac = join_mac(SECRET, first.nonce, "n3", "c1")
+    out = node.step(m.JoinResponse(node="n3", mac=mac, nonce=first.nonce), T0 + 2, "node:n3")
+    assert only(out, m.SendSync, to="elm:n2").joiner == "n3" and not sends(out, m.JoinRefused)
+    # The duplicate answer (to a challenge no longer pending) is dropped, not refused.
+    assert node.step(m.JoinResponse(node="n3", mac=mac, nonce=first.nonce), T0 + 3, "node:n3") == []
+
+
+def test_S16_an_answer_to_a_stale_nonce_is_dropped_not_a_rejection() -> None:
+    """Issue 13.3: a new request (a newer replica) gets a new nonce; the old answer is stale."""
+    node, _ = follower()
+    old = only(node.step(m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32),
+                         T0, "node:n3"), m.JoinChallenge)
+    new = only(node.step(m.JoinRequest(node="n3", cluster_id="c1", replica_seq=4, replica_hash="1" * 32),
+                         T0 + 1, "node:n3"), m.JoinChallenge)
+    assert new.nonce != old.nonce
+    stale = m.JoinResponse(node="n3", mac=join_mac(SECRET, old.nonce, "n3", "c1"), nonce=old.nonce)
+    assert node.step(stale, T0 + 2, "node:n3") == []
+    fresh = m.JoinResponse(node="n3", mac=join_mac(SECRET, new.nonce, "n3", "c1"), nonce=new.nonce)
+    assert only(node.step(fresh, T0 + 3, "node:n3"), m.SendSync).their_seq == 4
 
 
 def test_S16_a_bad_mac_is_refused_and_the_rejection_goes_to_the_leader_as_a_draft() -> None:
     node, _ = follower()
     req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
-    node.step(req, T0, "node:n3")
-    out = node.step(m.JoinResponse(node="n3", mac="00" * 32), T0, "node:n3")
+    challenge = only(node.step(req, T0, "node:n3"), m.JoinChallenge)
+    out = node.step(m.JoinResponse(node="n3", mac="00" * 32, nonce=challenge.nonce), T0, "node:n3")
     assert only(out, m.JoinRefused, to="node:n3").reason == "bad_credentials"
     forwarded = only(out, m.ForwardDrafts, to="node:n1")
     assert forwarded.drafts[0].event.type == "JoinRejected"
