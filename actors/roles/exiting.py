@@ -4,20 +4,28 @@ from __future__ import annotations
 
 from actors import messages as m
 from actors.effects import Effect, Send, StopService
-from actors.groups import stop_all_groups, sync_groups
+from actors.groups import stop_all_groups
 from actors.node_state import NodeState, Role
 
 
 def leave(node: NodeState, now: int) -> list[Effect]:
-    """S21: ClusterExit to every other member, no waiting; stop groups and connections."""
+    """S21: stop our groups, then ClusterExit to every other member (no waiting for answers),
+    then stop the service.
+
+    The leader takes a ClusterExit as proof that our groups have stopped, so the stops come
+    first in the effects: both shells carry out effects in order and finish a StopGroup
+    (bounded by the resource's stop timeout) before the next effect, so no ClusterExit or
+    ReleaseQuorum leaves while a group of ours still runs (issue 13)."""
     mv = node.view.membership
     members = [n for n in mv.nodes if n != node.id and mv.is_full_member(n)]
-    out: list[Effect] = [Send(m.node_addr(n), m.ClusterExit(node=node.id, epoch=node.epoch)) for n in sorted(members)]
-    if node.role == Role.LEADER:  # let a follower take over at once instead of waiting out the lease
-        out.append(Send(m.QUORUM, m.ReleaseQuorum(node=node.id, epoch=node.epoch)))
+    was_leader = node.role == Role.LEADER
     node.become(Role.EXITED, None)
     node.stopped_reason = "left the cluster (ClusterExit)"
-    return out + sync_groups(node, now) + [StopService(node.stopped_reason)]
+    out: list[Effect] = stop_all_groups(node)
+    out += [Send(m.node_addr(n), m.ClusterExit(node=node.id, epoch=node.epoch)) for n in sorted(members)]
+    if was_leader:  # let a follower take over at once instead of waiting out the lease
+        out.append(Send(m.QUORUM, m.ReleaseQuorum(node=node.id, epoch=node.epoch)))
+    return out + [StopService(node.stopped_reason)]
 
 
 def evicted(node: NodeState, reason: str) -> list[Effect]:
