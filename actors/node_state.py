@@ -123,6 +123,7 @@ class Waiter:
     reply_to: str
     status: int = 200  # 202: accepted, the rest happens later (e.g. a move waiting for a stop)
     detail: str | None = None
+    carried_out_anyway: bool = False  # our own leave: done even if we stop leading first
 
 
 @dataclass

@@ -81,21 +81,28 @@ def _creation_drafts(node: NodeState) -> list[Draft]:
 
 
 def step_down(node: NodeState, now: int, reason: str) -> list[Effect]:
-    """Stop leading. Commands still in the outbox were never proposed: they did not happen.
-    The batch in flight may be in the quorum log already: its clients are told the outcome
-    is unknown, with the request id to look up (its events carry it, issue 13)."""
-    lead = node.lead
-    out = _answer(lead.waiters, ok=False, status=503, error="leader_changed", detail=reason)
-    if lead.inflight is not None:
-        out += [Send(w.reply_to, m.AdminReply(request_id=w.request_id, ok=False, status=504,
-                                              error="outcome_unknown",
-                                              detail=f"{reason}; look up request {w.request_id} in the log"))
-                for w in lead.inflight.waiters]
-    lead.waiters, lead.inflight = [], None
-    lease_until = lead.lease_until
+    out = _answer_on_step_down(node, reason)
+    lease_until = node.lead.lease_until
     # Our groups may run until our lease ends, no longer.
     node.become(Role.SEARCHING, Following(contact_until=lease_until, leader_heard_at=now))
     return out + [SetTimer(Timer.CONTACT, lease_until)]
+
+
+def _answer_on_step_down(node: NodeState, reason: str) -> list[Effect]:
+    """What each waiting client is told when we stop leading (issue 13). Commands still in
+    the outbox were never proposed: they did not happen. The batch in flight may be in the
+    quorum log already: outcome unknown, with the request id to look up (its events carry
+    it). Our own leave goes on whatever happens (the LEAVE timer): it is not a failure."""
+    lead = node.lead
+    inflight = lead.inflight.waiters if lead.inflight else []
+    lead.waiters, queued, lead.inflight = [], lead.waiters, None
+    out = _answer([w for w in queued if not w.carried_out_anyway], ok=False, status=503,
+                  error="leader_changed", detail=reason)
+    out += [Send(w.reply_to, m.AdminReply(request_id=w.request_id, ok=False, status=504, error="outcome_unknown",
+                                          detail=f"{reason}; look up request {w.request_id} in the log"))
+            for w in inflight if not w.carried_out_anyway]
+    anyway = [w for w in [*queued, *inflight] if w.carried_out_anyway]
+    return out + _answer(anyway, ok=True, seq=node.view.seq, detail=f"{reason}; leaving all the same")
 
 
 # --- sequencing ------------------------------------------------------------------------------------
@@ -297,7 +304,7 @@ def leave_as_leader(node: NodeState, msg: m.AdminCommand, now: int) -> list[Effe
     """The leader records its own exit (nobody else may be left to), then leaves (S21)."""
     node.leaving = True
     node.lead.outbox.append(draft(ev.NodeExited(request_id=msg.request_id), by=node.id, node=node.id))
-    node.lead.waiters.append(Waiter(msg.request_id, msg.reply_to))
+    node.lead.waiters.append(Waiter(msg.request_id, msg.reply_to, carried_out_anyway=True))
     return [SetTimer(Timer.LEAVE, now + LEAVE_COMMIT_WAIT_INTERVALS * node.settings.interval_ms)]
 
 

@@ -73,6 +73,10 @@ class World:
         self.messages = 0
         self.observers: list[Callable[[World, str, Any], None]] = []
         self.admin_replies: dict[str, m.AdminReply] = {}
+        # Reply accounting (invariant 2): every command a client sent, and every answer the
+        # cluster sent to a client (as sent: a reply the network then loses was still given).
+        self.admin_ops: dict[str, str] = {}
+        self.replies_sent: list[m.AdminReply] = []
         self.log_lines: list[str] = []
 
     # --- setup ------------------------------------------------------------------------------
@@ -123,6 +127,8 @@ class World:
 
     def send(self, src: str, dst: str, msg: m.Message) -> None:
         self.messages += 1
+        if dst == CLIENT and isinstance(msg, m.AdminReply):
+            self.replies_sent.append(msg)
         for delay in self.net.deliveries(src, dst):
             self._push(self.now + delay, "msg", (src, dst, msg, self._incarnation_of(dst)))
 
@@ -230,6 +236,7 @@ class World:
     # --- admin, as a client would ---------------------------------------------------------------------
     def admin(self, via: str, op: str, request_id: str, **args: Any) -> None:
         cmd = m.AdminCommand(op=op, args=args, request_id=request_id, reply_to=CLIENT)  # type: ignore[arg-type]
+        self.admin_ops[request_id] = op
         self.send(CLIENT, m.node_addr(via), cmd)
 
     # --- views for checks and reports ------------------------------------------------------------------
