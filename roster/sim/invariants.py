@@ -23,7 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors import messages as m
-from actors.node_state import STOPPED_ROLES
+from actors.node_state import ACTIVE_ROLES, STOPPED_ROLES
 from actors.roles import leader as leader_role
 from events.codec import GENESIS_HASH, check_chain
 from projections import state as proj
@@ -157,10 +157,11 @@ class InvariantChecker:
         self.replies_checked = len(world.replies_sent)
 
     def _node_views(self, world: World) -> None:
-        """Invariant 3 on the view each Node core decides from, not only on the replicas."""
+        """Invariant 3 on the view each Node core decides from, not only on the replicas: every
+        core in an active role (a joiner may still hold another history, S17, until replaced)."""
         quorum = world.qdisk.records
         for s in world.servers.values():
-            if not s.up or s.node is None or s.node.view.seq == 0:
+            if not s.up or s.node is None or s.node.view.seq == 0 or s.node.role not in ACTIVE_ROLES:
                 continue
             view, key = s.node.view, (s.node_id, s.incarnation)
             head = (view.seq, view.hash)
