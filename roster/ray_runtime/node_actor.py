@@ -1,8 +1,10 @@
 """The Node actor: the cluster service on one server, and its HTTP endpoint.
 
 It steps `NodeCore`, keeps a `ReplicaFeed` of the committed log for HTTP reads, runs its
-resource groups (here: a record of which groups run, with start/stop times), and turns
-admin calls into `AdminCommand`s answered by the leader.
+resource groups' resources through a `ResourceHost` (StartResource / StopResource /
+SetRunDeadline from the core; until the core emits those, StartGroup / StopGroup start and
+stop every resource of the group in dependency order), and turns admin calls into
+`AdminCommand`s answered by the leader.
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ from typing import Any
 import ray
 
 from actors import messages as m
+from actors.effects import SetRunDeadline, StartResource, StopResource
 from actors.node import CreateSpec, NodeCore, NodeIdentity
+from actors.resource_types import start_order, stop_order
 from actors.settings import ProtocolSettings
 from roster.datadir import read_secret
 from roster.http.feed import NodeHealth, ReplicaFeed
 from roster.ray_runtime.shell import NAMESPACE, EffectRunner, now_ms
+from roster.resources.host import ResourceHost
 
 log = logging.getLogger("roster.node")
 ADMIN_TIMEOUT_S = 10.0
 ELM_LOOKUP_TIMEOUT_MS = 30_000
 ELM_LOOKUP_RETRY_S = 0.1
+RESOURCE_EFFECTS = (StartResource, StopResource, SetRunDeadline)
 
 
 @ray.remote(num_cpus=0)
@@ -44,6 +50,8 @@ class NodeActor:
         self.shell: EffectRunner | None = None
         self.feed = ReplicaFeed(node_id)
         self.groups: dict[str, int] = {}  # group -> when it started here (ms)
+        self.host = ResourceHost(node_id, Path(secret_file).parent / "nodes" / node_id, self._resource_report)
+        self.resource_reports: dict[tuple[str, str], dict[str, Any]] = {}  # reports the core does not take yet
         self.pending: dict[str, asyncio.Future] = {}
         self.stopped: str | None = None
         self.committed_seq = 0
@@ -84,19 +92,47 @@ class NodeActor:
                 self.feed.append(list(msg.records))
         elif isinstance(msg, m.HeartbeatAck):
             self.committed_seq = max(self.committed_seq, msg.committed_seq)
-        return self.core.step(msg, now, sender)
+        effects = self.core.step(msg, now, sender)
+        # Resource effects go to the host at once (a run deadline must not queue behind sends).
+        for e in effects:
+            if isinstance(e, RESOURCE_EFFECTS):
+                self.host.execute(e)
+        return [e for e in effects if not isinstance(e, RESOURCE_EFFECTS)]
 
     def _group(self, group: str, start: bool) -> None:
+        """StartGroup / StopGroup: every resource of the group, in dependency order (stop: reverse)."""
+        cfg = self.feed.state.config.groups.get(group)
+        specs = cfg.resources if cfg else ()
         if start:
             self.groups[group] = now_ms()
+            for spec in start_order(specs):
+                self.host.execute(StartResource(group, spec, 0))
             log.info("%s: group %s online", self.node_id, group)
         else:
             self.groups.pop(group, None)
+            for key in [k for k in self.host.entries if k[0] == group] or [(group, s.name) for s in stop_order(specs)]:
+                self.host.execute(StopResource(*key))
             log.info("%s: group %s offline", self.node_id, group)
+
+    def _resource_report(self, msg: m.Message) -> None:
+        """The host's ResourceStarted / ResourceFailed / ResourceStopped go to the core; a core
+        that does not take them yet (until the lead's resource decisions land) has them kept here."""
+        key = (msg.group, msg.resource)  # type: ignore[attr-defined]
+        self.resource_reports[key] = {"report": type(msg).__name__, **msg.model_dump(exclude={"type"})}
+        if self.shell is None:
+            return
+        try:
+            self.shell.deliver(self.me, msg)
+        except TypeError as exc:
+            if "cannot handle" not in str(exc):
+                raise
+            log.info("%s: %s %s/%s (the core does not take resource reports yet)",
+                     self.node_id, type(msg).__name__, *key)
 
     async def _stopped(self, reason: str) -> None:
         self.stopped = reason
         log.warning("%s: cluster service stopped: %s", self.node_id, reason)
+        await self.host.stop_all()  # a node out of the cluster runs nothing (S8c, S20)
 
     def _admin_reply(self, msg: m.Message) -> bool:
         fut = self.pending.pop(msg.request_id, None)  # type: ignore[attr-defined]
@@ -140,7 +176,8 @@ class NodeActor:
         return {"node": self.node_id, "role": core.role if core else "starting", "leader": core.leader if core else None,
                 "epoch": core.epoch if core else 0, "seq": self.feed.seq, "hash": self.feed.state.hash,
                 "state": me.state if me else "Offline", "running": sorted(self.groups), "http": self.http_url,
-                "stopped": self.stopped, "digest": self.feed.state.digest()}
+                "stopped": self.stopped, "digest": self.feed.state.digest(), "resources": self.host.status(),
+                "resource_reports": list(self.resource_reports.values())}
 
     async def leave(self) -> m.AdminReply:
         return await self.admin("leave", {"node": self.node_id})
@@ -163,5 +200,6 @@ class NodeActor:
     async def shutdown(self) -> None:
         if self.shell is not None:
             self.shell.cancel_timers()
+        await self.host.stop_all()
         if self._runner is not None:
             await self._runner.cleanup()

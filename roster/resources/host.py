@@ -142,13 +142,13 @@ class ResourceHost:
         runner = entry.runner
         while True:
             await _sleep_or_end(runner, spec.health.interval_ms)
-            if runner.ended.done():
+            problem = None if runner.ended.done() else await runner.probe(spec.health.timeout_ms)
+            if runner.ended.done():  # it is gone (the probe may be what found out)
                 end = runner.ended.result()
                 entry.failed = True
                 self._fail(group, spec.name, entry.attempt, "run", _ended_reason(end), end.code)
                 return
-            problem = await runner.probe(spec.health.timeout_ms)
-            if problem is not None and not runner.ended.done():
+            if problem is not None:
                 entry.failed = True
                 self._fail(group, spec.name, entry.attempt, "probe", problem)
                 return

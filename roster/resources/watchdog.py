@@ -34,6 +34,7 @@ from typing import Any
 from roster.resources.logfiles import RotatingFile
 
 PR_SET_CHILD_SUBREAPER = 36  # linux/prctl.h: orphaned descendants are re-parented to us
+PR_SET_PDEATHSIG = 1  # linux/prctl.h: a signal the child gets when its parent dies
 GROUP_GONE_POLL_S = 0.01
 STDIN_READ_BYTES = 4096
 PIPE_READ_BYTES = 65536
@@ -48,6 +49,16 @@ def _become_subreaper() -> None:
     try:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     except (OSError, AttributeError):  # not Linux: grandchildren are reaped by init instead
+        pass
+
+
+def _die_with_parent() -> None:
+    """In the service, before exec: if the watchdog itself is killed (SIGKILL leaves it no
+    chance to act — Ray kills a dead node's worker processes and their children), the
+    service gets SIGKILL too."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):
         pass
 
 
@@ -109,7 +120,8 @@ class Watchdog:
         env = {**os.environ, **self.cfg.get("env", {})}
         try:
             self.proc = subprocess.Popen(self.cfg["argv"], env=env, cwd=self.cfg.get("cwd"), stdin=subprocess.DEVNULL,
-                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                                         preexec_fn=_die_with_parent)
         except OSError as exc:
             self.report("error", reason=f"cannot start {self.cfg['argv'][0]!r}: {exc.strerror or exc}")
             return False
