@@ -13,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class WhoAmI(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive: every answer has a Content-Length
     def _answer(self) -> None:
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
@@ -33,6 +34,8 @@ class WhoAmI(BaseHTTPRequestHandler):
 
 def main() -> None:
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 8080
+    ThreadingHTTPServer.request_queue_size = 128  # the default 5 drops SYNs under a little load
+    ThreadingHTTPServer.daemon_threads = True
     server = ThreadingHTTPServer(("127.0.0.1", port), WhoAmI)
     print(f"whoami on 127.0.0.1:{port} pid {os.getpid()}", flush=True)
     server.serve_forever()
