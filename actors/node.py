@@ -175,6 +175,10 @@ def _on_leave_timer(node: NodeState, now: int) -> list[Effect]:
     return exiting.leave(node, now) if node.leaving else []
 
 
+def _ignore(node: NodeState, msg: m.Message, now: int, sender: str) -> list[Effect]:
+    return []
+
+
 def _nothing(node: NodeState, now: int) -> list[Effect]:
     return []  # e.g. CONTACT: the step re-derives the groups after every timer
 
@@ -206,6 +210,7 @@ STEP: dict[Role, dict[type, Handler]] = {
     Role.LEADER: {
         **EVERY_ROLE, **SPONSORING,
         m.AdminCommand: _admin(leader.on_admin),
+        m.QuorumDenied: _ignore,  # a stale denial's owner hint must not replace who leads: we do
         m.RegroupPoll: leader.on_regroup_poll,
         m.ClusterExit: _quiet(leader.on_cluster_exit),
         m.JoinApproved: _quiet(leader.on_join_approved),
