@@ -37,6 +37,9 @@ def evicted(node: NodeState, reason: str) -> list[Effect]:
 def stopped_reply(node: NodeState, msg: m.Message) -> list[Effect]:
     """A stopped node answers only admin clients (so they are not left waiting)."""
     if isinstance(msg, m.AdminCommand):
+        if node.role == Role.EXITED and msg.op == "leave" and msg.args.get("node", node.id) == node.id:
+            # A duplicate of the leave we carried out: it happened, so it is no failure (issue 13).
+            return [Send(msg.reply_to, m.AdminReply(request_id=msg.request_id, ok=True, seq=node.view.seq))]
         return [Send(msg.reply_to, m.AdminReply(request_id=msg.request_id, ok=False, status=503,
                                                 error="node_stopped", detail=f"{node.id} has {node.role}"))]
     return []
