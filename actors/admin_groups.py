@@ -104,8 +104,11 @@ def _check_group(ctx: Context, msg: m.AdminCommand, name: str, body: Any) -> tup
         failover = FailoverPolicy.model_validate(body.get("failover", {}))
     except ValueError as exc:
         return err(msg, 422, "invalid_argument", f"group {name!r}: failover: {str(exc).splitlines()[-1].strip()}")
+    declared = body.get("resources", [])
+    if not isinstance(declared, list):
+        return err(msg, 422, "invalid_resource", f"group {name!r}: 'resources' must be a list")
     specs: list[ResourceSpec] = []
-    for raw in body.get("resources", []) if isinstance(body.get("resources", []), list) else [None]:
+    for raw in declared:
         spec = resource_from_dict(raw, name) if isinstance(raw, dict) else f"group {name!r}: a resource must be an object"
         if isinstance(spec, str):
             return err(msg, 422, "invalid_resource", spec)

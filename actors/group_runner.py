@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from actors import messages as m
 from actors.effects import Effect, Send, SetRunDeadline, SetTimer, StartGroup, StartResource, StopGroup, StopResource
-from actors.node_state import Following, GroupRun, LeaderState, NodeState, ResourceRun, RunnerState, Timer
+from actors.node_state import GroupRun, LeaderState, NodeState, ResourceRun, RunnerState, Timer
 from actors.resource_spec import ResourceSpec
 from actors.resource_types import start_order
 from events import types as ev
@@ -38,7 +38,7 @@ def runner(node: NodeState) -> RunnerState:
 
 
 # --- the step's last act: bring what runs here in line with what may --------------------------------
-def sync(node: NodeState, now: int, want: set[str]) -> list[Effect]:
+def sync(node: NodeState, now: int, want: set[str], run_until: int) -> list[Effect]:
     st = runner(node)
     out: list[Effect] = []
     for g in sorted(want - set(st.groups)):
@@ -52,7 +52,7 @@ def sync(node: NodeState, now: int, want: set[str]) -> list[Effect]:
             del st.groups[g]
             out.append(StopGroup(g))
     node.running = set(st.groups)
-    return out + _deadline(node) + _restart_timer(node, now)
+    return out + _deadline(node, run_until) + _restart_timer(node, now)
 
 
 def _specs(node: NodeState, group: str) -> tuple[ResourceSpec, ...]:
@@ -76,8 +76,8 @@ def _refresh_specs(node: NodeState, group: str, run: GroupRun) -> None:
     run.resources = {n: run.resources[n] for n in order}
 
 
-def _should_run(node: NodeState, group: str, run: GroupRun, res: ResourceRun, wanted: bool, now: int) -> bool:
-    if not wanted or run.failed or res.restart_pending or res.spec.name not in _config_names(node, group):
+def _should_run(run: GroupRun, res: ResourceRun, wanted: bool, configured: set[str], now: int) -> bool:
+    if not wanted or run.failed or res.restart_pending or res.spec.name not in configured:
         return False
     if res.restart_at is not None and now < res.restart_at:
         return False
@@ -91,14 +91,15 @@ def _config_names(node: NodeState, group: str) -> set[str]:
 
 def _advance(node: NodeState, group: str, run: GroupRun, wanted: bool, now: int) -> list[Effect]:
     out: list[Effect] = []
+    configured = _config_names(node, group)
     # Stop first, in reverse order: a resource stops once nothing that depends on it runs.
     for res in reversed(list(run.resources.values())):
-        if res.phase in ("starting", "online") and not _should_run(node, group, run, res, wanted, now):
+        if res.phase in ("starting", "online") and not _should_run(run, res, wanted, configured, now):
             if not any(d.phase != "stopped" and res.spec.name in d.spec.depends_on for d in run.resources.values()):
                 res.phase = "stopping"
                 out.append(StopResource(group, res.spec.name))
     for res in run.resources.values():
-        if res.phase == "stopped" and _should_run(node, group, run, res, wanted, now):
+        if res.phase == "stopped" and _should_run(run, res, wanted, configured, now):
             if res.restart_at is not None:
                 res.restart_at = None
                 res.attempt += 1
@@ -109,11 +110,9 @@ def _advance(node: NodeState, group: str, run: GroupRun, wanted: bool, now: int)
     return out
 
 
-def _deadline(node: NodeState) -> list[Effect]:
+def _deadline(node: NodeState, until: int) -> list[Effect]:
     """Tell the shell when everything here must be stopped if we hear nothing (S8c): the
-    lease (leader) or the leader contact (follower); its watchdog enforces it."""
-    s = node.role_state
-    until = s.lease_until if isinstance(s, LeaderState) else s.contact_until if isinstance(s, Following) else 0
+    same bound that decides what may run (`groups.run_until`); its watchdog enforces it."""
     st = runner(node)
     if not st.groups or until == st.deadline:
         return []

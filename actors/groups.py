@@ -8,21 +8,25 @@ from actors.effects import Effect
 from actors.node_state import FOLLOWING_ROLES, NodeState, Role
 
 
-def desired_groups(node: NodeState, now: int) -> set[str]:
-    if not node.view.membership.is_full_member(node.id):
-        return set()
+def run_until(node: NodeState) -> int:
+    """Until when groups may run here: the quorum lease (leader) or the last acked
+    heartbeat + detection (follower); 0 in every other role."""
     if node.role == Role.LEADER:
-        ok = now < node.lease_until  # the quorum lease, as we can prove it
-    elif node.role in FOLLOWING_ROLES:
-        ok = now < node.contact_until  # the last acked heartbeat + detection
-    else:
-        ok = False
-    return set(node.view.membership.groups_of(node.id)) if ok else set()
+        return node.lease_until
+    if node.role in FOLLOWING_ROLES:
+        return node.contact_until
+    return 0
+
+
+def desired_groups(node: NodeState, now: int) -> set[str]:
+    if not node.view.membership.is_full_member(node.id) or now >= run_until(node):
+        return set()
+    return set(node.view.membership.groups_of(node.id))
 
 
 def sync_groups(node: NodeState, now: int) -> list[Effect]:
-    return group_runner.sync(node, now, desired_groups(node, now))
+    return group_runner.sync(node, now, desired_groups(node, now), run_until(node))
 
 
 def stop_all_groups(node: NodeState, now: int) -> list[Effect]:
-    return group_runner.sync(node, now, set())
+    return group_runner.sync(node, now, set(), run_until(node))
