@@ -14,7 +14,7 @@ from typing import Any
 
 from actors import messages as m
 from actors.admin_decision import Context, Decision, accept, err, name_arg
-from actors.resource_spec import FailoverPolicy, ResourceSpec
+from events.resource_spec import FailoverPolicy, ResourceSpec
 from actors.resource_types import resource_from_dict, validate_group
 from events import types as ev
 from events.record import Draft, draft

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from actors.messages import Message
-from actors.resource_spec import ResourceSpec
+from events.resource_spec import ResourceSpec
 from events.record import Record
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 from actors import messages as m
 from actors.effects import Effect, Send, SetRunDeadline, SetTimer, StartGroup, StartResource, StopGroup, StopResource
 from actors.node_state import GroupRun, LeaderState, NodeState, ResourceRun, RunnerState, Timer
-from actors.resource_spec import ResourceSpec
+from events.resource_spec import ResourceSpec
 from actors.resource_types import start_order
 from events import types as ev
 from events.record import draft

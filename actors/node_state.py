@@ -16,7 +16,7 @@ from enum import StrEnum
 from actors import messages as m
 from actors.auth import NonceSource, acquire_proof
 from actors.effects import Effect, Send
-from actors.resource_spec import ResourceSpec
+from events.resource_spec import ResourceSpec
 from actors.settings import ProtocolSettings
 from events.record import Draft
 from projections import state as proj

@@ -16,7 +16,7 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from actors.resource_spec import ResourceSpec
+from events.resource_spec import ResourceSpec
 
 PORT_MIN, PORT_MAX = 1, 65535
 CLASS_PATH_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.]*:[A-Za-z_][A-Za-z0-9_]*$"

@@ -31,30 +31,37 @@ from array import array
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator
-
-from crc32c import crc32c
+from typing import Any, BinaryIO, Iterable, Iterator
 
 from events import codec
-from events.record import Draft, Record, draft
-from events.types import NodeJoined
+from events.record import Draft, Record
+from events.segments import (  # re-exported: callers import these from events.log
+    LOCK_FILE_NAME,
+    READ_BUFFER_BYTES,
+    SEGMENT_NAME_DIGITS,
+    SEGMENT_SUFFIX,
+    CorruptLogError,
+    LogError,
+    decode_records,
+    env_or_none,
+    parse_line,
+    segment_files,
+    segment_name,
+)
+
+__all__ = [
+    "AppendConflict", "CorruptLogError", "EventLog", "LOCK_FILE_NAME", "LogClosedError", "LogError",
+    "LogFailedError", "LogLockedError", "SEGMENT_MAX_BYTES", "SEGMENT_NAME_DIGITS", "SEGMENT_SUFFIX",
+    "TruncationReport", "VerifyReport", "repair_log", "segment_name", "verify_log",
+]
 
 SEGMENT_MAX_BYTES = 64 * 1024 * 1024  # roll to a new segment past this size; keeps files copyable
-SEGMENT_NAME_DIGITS = 20  # zero-padded first seq: names sort in seq order, fits any int64 seq
-SEGMENT_SUFFIX = ".jsonl"
-LOCK_FILE_NAME = "LOCK"
 LOCK_PID_WIDTH = 10  # characters: any Linux pid (pid_max <= 2**22) fits
 ASIDE_DIR_NAME = "aside"
-READ_BUFFER_BYTES = 1024 * 1024  # buffered reads when scanning: a few syscalls per MiB of log
 FILE_MODE = 0o644
 
-_SEGMENT_RE = re.compile(r"^(\d{%d})%s$" % (SEGMENT_NAME_DIGITS, re.escape(SEGMENT_SUFFIX)))
 # A segment or one of its torn-tail side files: what set_aside moves.
 _SEGMENT_FAMILY_RE = re.compile(r"^\d{%d}%s(\.torn-\d+(-\d+)?)?$" % (SEGMENT_NAME_DIGITS, re.escape(SEGMENT_SUFFIX)))
-
-
-class LogError(Exception):
-    """Base of every error the log raises on purpose."""
 
 
 class LogLockedError(LogError):
@@ -67,18 +74,6 @@ class LogClosedError(LogError):
 
 class LogFailedError(LogError):
     """A write or fsync failed; what reached the disk is unknown, so the log must be reopened."""
-
-
-class CorruptLogError(LogError):
-    """The log is damaged somewhere other than a torn tail; `seq` is the first record that is bad."""
-
-    def __init__(self, seq: int, reason: str, *, segment: Path | None = None, offset: int | None = None) -> None:
-        where = f" ({segment} at byte {offset})" if segment is not None else ""
-        super().__init__(f"log corrupt at seq {seq}: {reason}{where}")
-        self.seq = seq
-        self.reason = reason
-        self.segment = segment
-        self.offset = offset
 
 
 class AppendConflict(LogError):
@@ -138,39 +133,9 @@ class _Torn:
 # Scanning: shared by EventLog.open (which then cuts a torn tail) and verify_log (read-only).
 
 
-def segment_name(first_seq: int) -> str:
-    return f"{first_seq:0{SEGMENT_NAME_DIGITS}d}{SEGMENT_SUFFIX}"
-
-
-def _segment_files(path: Path) -> list[tuple[int, Path]]:
-    found = []
-    for entry in os.scandir(path):
-        m = _SEGMENT_RE.match(entry.name)
-        if m and entry.is_file():
-            found.append((int(m.group(1)), Path(entry.path)))
-    return sorted(found)
-
-
-def _parse_line(line: bytes) -> dict[str, Any]:
-    """The envelope of one disk line (newline included); CodecError when torn or corrupt."""
-    if not line.endswith(b"\n"):
-        raise codec.CodecError("partial line (no newline)")
-    env = codec.loads(codec.unframe(line[:-1]))
-    if not isinstance(env, dict) or type(env.get("seq")) is not int or type(env.get("hash")) is not str:
-        raise codec.CodecError("line is not a record envelope")
-    return env
-
-
 def _valid_line_follows(f: BinaryIO) -> bool:
     """True when any later line is a whole, CRC-valid record: the damage is not a torn tail."""
-    for line in f:
-        if line.endswith(b"\n"):
-            try:
-                codec.unframe(line[:-1])
-                return True
-            except codec.CodecError:
-                pass
-    return False
+    return any(env_or_none(line) is not None for line in f)
 
 
 class _Scanner:
@@ -188,7 +153,7 @@ class _Scanner:
         self.torn: _Torn | None = None
 
     def run(self) -> _Scanner:
-        files = _segment_files(self.path)
+        files = segment_files(self.path)
         for i, (first, seg_path) in enumerate(files):
             if first != self.head_seq + 1:
                 reason = f"segment {seg_path.name} starts at seq {first}, expected {self.head_seq + 1}"
@@ -203,7 +168,7 @@ class _Scanner:
             for line in f:
                 seq = self.head_seq + 1
                 try:
-                    env = _parse_line(line)
+                    env = parse_line(line)
                 except codec.CodecError as exc:
                     # Only bad bytes with nothing valid after them, at the very end, are a torn write.
                     if is_last and not _valid_line_follows(f):
@@ -319,52 +284,15 @@ def _prepare_dir(path: Path, *, create: bool, fsync: bool) -> None:
         _fsync_dir(path.parent)
 
 
-def _frame_by_codec(env: dict[str, Any]) -> bytes:
-    return codec.frame(codec.from_envelope(env))
-
-
-def _frame_by_crc(env: dict[str, Any]) -> bytes:
-    body = codec.dumps(env)
-    return body[:-1] + b',"crc":"%08x"}\n' % crc32c(body)
-
-
-def _pick_framer() -> Callable[[dict[str, Any]], bytes]:
-    """`codec.frame` for an envelope we already hold, without a second model_dump per record.
-
-    The shortcut is used only if it gives codec.frame's exact bytes (checked here and, for every
-    event type, by tests); otherwise every line goes through codec.frame itself.
-    """
-    probe = draft(NodeJoined(incarnation=1), by="n1", node="n2")
-    sample = codec.seal(probe, seq=1, epoch=1, ts="t", prev_hash=codec.GENESIS_HASH)
-    env = codec.envelope(sample)
-    return _frame_by_crc if _frame_by_crc(env) == codec.frame(sample) else _frame_by_codec
-
-
-_frame_envelope = _pick_framer()
-
-
-def _decode_line(line: bytes, seq: int, path: Path, offset: int) -> Record:
-    try:
-        if not line.endswith(b"\n"):
-            raise codec.CodecError("partial line (no newline)")
-        rec = codec.decode(codec.unframe(line[:-1]))
-    except codec.CodecError as exc:
-        raise CorruptLogError(seq, str(exc), segment=path, offset=offset) from None
-    if rec.seq != seq:
-        raise CorruptLogError(seq, f"found seq {rec.seq} where seq {seq} belongs", segment=path, offset=offset)
-    return rec
-
-
 def _iter_spans(spans: list[tuple[Path, int, int, int]]) -> Iterator[Record]:
     """Stream records from (segment, byte offset, first seq, count) spans, one line at a time."""
     for path, offset, seq, count in spans:
         with open(path, "rb", buffering=READ_BUFFER_BYTES) as f:
             f.seek(offset)
-            for _ in range(count):
-                line = f.readline()
-                yield _decode_line(line, seq, path, offset)
-                seq += 1
-                offset += len(line)
+            last = seq + count - 1
+            missing = yield from decode_records(f, path, seq, last, offset)
+            if missing <= last:
+                raise CorruptLogError(missing, "the segment ends before this record", segment=path)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,23 +404,16 @@ class EventLog:
         `expected_seq` is the head the caller believes in; if the log's head differs,
         AppendConflict is raised and nothing is written.
         """
-        drafts = list(drafts)
-        # The seq-independent half of encoding (model_dump) happens before taking the lock.
-        envs = [codec.envelope(Record(0, epoch, ts, d.node, d.by, d.event, "")) for d in drafts]
+        # The seq-independent half of sealing (serialising each event) happens before the lock.
+        rendered = codec.render_drafts(drafts)
         with self._mutex:
             self._check_appendable(expected_seq)
-            if not drafts:
+            if not rendered:
                 return []
-            seq, prev = self._head_seq, self._head_hash
-            records, lines = [], []
-            for d, env in zip(drafts, envs):
-                seq += 1
-                env["seq"] = seq
-                # Sequential by nature (needs the previous hash), hence under the lock.
-                prev = env["hash"] = codec.chain_hash(prev, env)
-                records.append(Record(seq, epoch, ts, d.node, d.by, d.event, prev))
-                lines.append(_frame_envelope(env))
-            self._commit(lines, seq, prev)
+            # Sequential by nature (each hash needs the previous one), hence under the lock.
+            records, lines = codec.seal_rendered(
+                rendered, first_seq=self._head_seq + 1, epoch=epoch, ts=ts, prev_hash=self._head_hash)
+            self._commit(lines, records[-1].seq, records[-1].hash)
         return records
 
     def append_records(self, records: Iterable[Record], *, expected_seq: int | None = None) -> None:
@@ -501,21 +422,23 @@ class EventLog:
         They must continue the log: first seq = head + 1, each hash chained to the one before.
         """
         records = list(records)
-        lines = [codec.frame(r) for r in records]  # already sealed: framing needs no lock
+        # Already sealed: rendering needs no lock. One rendering gives both the bytes the hash
+        # must cover (checked below) and the line to write.
+        rendered = [codec.render_record(r) for r in records]
         with self._mutex:
             self._check_appendable(expected_seq)
             if not records:
                 return
             head, prev = self._head_seq, self._head_hash
-            for r in records:
+            for r, (canonical, _) in zip(records, rendered):
                 if r.seq != head + 1:
                     detail = f"record seq {r.seq} does not follow {head}"
                     raise AppendConflict(records[0].seq - 1, self._head_seq, detail)
-                if not codec.check_chain(prev, r):
+                if codec.hash_of(prev, canonical) != r.hash:
                     detail = f"record {r.seq} does not chain to the hash at seq {head}"
                     raise AppendConflict(records[0].seq - 1, self._head_seq, detail)
                 head, prev = r.seq, r.hash
-            self._commit(lines, head, prev)
+            self._commit([line for _, line in rendered], head, prev)
 
     def _check_appendable(self, expected_seq: int | None) -> None:
         if self._closed:
@@ -695,7 +618,10 @@ class EventLog:
             ((path, offset, _, _),) = self._spans(seq, seq)
         with open(path, "rb") as f:
             f.seek(offset)
-            return _decode_line(f.readline(), seq, path, offset).hash
+            env = env_or_none(f.readline())
+        if env is None or env["seq"] != seq:
+            raise CorruptLogError(seq, "record unreadable or out of place", segment=path, offset=offset)
+        return env["hash"]
 
     def _check_readable(self) -> None:
         if self._closed:

@@ -1,21 +1,24 @@
 """Snapshots of a replica's ClusterState, so a rebuild costs O(events since the snapshot).
 
 A snapshot is `<dir>/snapshots/<seq, 12 digits>.json` holding
-`{"seq", "hash", "digest", "state": ClusterState.to_dict()}`. It is written atomically
+`{"seq", "hash", "digest", "state": state.to_dict()}`. It is written atomically
 (temp file, fsync, rename, fsync of the directory) and trusted only when its `hash` equals
 the log's hash at that seq (same history) and the state it holds still has the digest it
 was written with (not corrupted). A snapshot is an optimisation: anything wrong with one
 means "skip it, with a warning", never an exception — the log is the truth.
+
+The store knows nothing of what a state is (`events` is the bottom layer; the projections
+sit above it): it writes any object with `seq`, `hash`, `digest()` and `to_dict()`, and the
+caller passes `decode` (e.g. `ClusterState.from_dict`) to turn a stored dict back into one.
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol, TypeVar
 
 from events import codec
-from projections.state import ClusterState
 
 SNAPSHOT_EVERY_EVENTS = 1000  # a replica snapshots after this many events since its last snapshot
 SNAPSHOTS_KEPT = 3  # older ones are pruned; more than one survives a snapshot that turns out bad
@@ -24,6 +27,24 @@ _SEQ_DIGITS = 12  # zero-padded so names sort like seqs (10^12 events is beyond 
 _SUFFIX = ".json"
 
 HashAt = Callable[[int], "str | None"]
+
+
+class Snapshottable(Protocol):
+    """What the store needs of a state (ClusterState is one)."""
+
+    @property
+    def seq(self) -> int: ...
+
+    @property
+    def hash(self) -> str: ...
+
+    def digest(self) -> str: ...
+
+    def to_dict(self) -> dict[str, Any]: ...
+
+
+S = TypeVar("S", bound=Snapshottable)
+Decode = Callable[[dict[str, Any]], S]
 
 
 def snapshot_dir(dir: str | os.PathLike[str]) -> Path:
@@ -39,7 +60,7 @@ def due(last_snapshot_seq: int, seq: int) -> bool:
     return seq - last_snapshot_seq >= SNAPSHOT_EVERY_EVENTS
 
 
-def write_snapshot(dir: str | os.PathLike[str], state: ClusterState) -> Path:
+def write_snapshot(dir: str | os.PathLike[str], state: Snapshottable) -> Path:
     """Write `state` as the snapshot at its seq; atomic, durable when this returns."""
     folder = snapshot_dir(dir)
     folder.mkdir(parents=True, exist_ok=True)
@@ -76,7 +97,7 @@ def list_snapshots(dir: str | os.PathLike[str]) -> list[int]:
     return sorted(seqs)
 
 
-def _check(path: Path, seq: int, log_hash_at: HashAt) -> ClusterState | str:
+def _check(path: Path, seq: int, log_hash_at: HashAt, decode: Decode[S]) -> S | str:
     """The snapshot's state, or the reason it cannot be used."""
     try:
         doc = codec.loads(path.read_bytes())
@@ -88,7 +109,7 @@ def _check(path: Path, seq: int, log_hash_at: HashAt) -> ClusterState | str:
             return "is beyond the head of the log (stale)"
         if log_hash != snap_hash:
             return "does not match the log's hash at that seq (another history)"
-        state = ClusterState.from_dict(doc["state"])
+        state = decode(doc["state"])
         if state.seq != seq or state.hash != snap_hash:
             return "holds a state of a different seq"
         if state.digest() != snap_digest:
@@ -99,15 +120,27 @@ def _check(path: Path, seq: int, log_hash_at: HashAt) -> ClusterState | str:
 
 
 def load_newest_valid(
-    dir: str | os.PathLike[str], log_hash_at: HashAt, *, max_seq: int | None = None
-) -> tuple[ClusterState | None, list[str]]:
-    """The newest usable snapshot at or below `max_seq`, and a warning for each one skipped."""
+    dir: str | os.PathLike[str],
+    log_hash_at: HashAt,
+    *,
+    decode: Decode[S] | None = None,
+    max_seq: int | None = None,
+) -> tuple[S | None, list[str]]:
+    """The newest usable snapshot at or below `max_seq`, and a warning for each one skipped.
+
+    `decode` turns the stored state dict back into a state. Without it no snapshot can be
+    used: each present is skipped with a warning that says so (a caller not yet passing
+    `decode` folds the whole log, which is slower but right).
+    """
     warnings: list[str] = []
     for seq in reversed(list_snapshots(dir)):
         if max_seq is not None and seq > max_seq:
             continue
-        result = _check(snapshot_path(dir, seq), seq, log_hash_at)
-        if isinstance(result, ClusterState):
+        if decode is None:
+            warnings.append(f"snapshot {seq} skipped: the caller passed no decode function")
+            continue
+        result = _check(snapshot_path(dir, seq), seq, log_hash_at, decode)
+        if not isinstance(result, str):
             return result, warnings
         warnings.append(f"snapshot {seq} skipped: it {result}")
     return None, warnings

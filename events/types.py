@@ -11,7 +11,7 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from actors.resource_spec import FailoverPolicy, ResourceSpec
+from events.resource_spec import FailoverPolicy, ResourceSpec
 
 JoinRejection = Literal["unknown_member", "bad_credentials", "evicted", "wrong_cluster"]
 SyncMode = Literal["none", "delta", "full"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
-from actors.resource_spec import FailoverPolicy, ResourceSpec
+from events.resource_spec import FailoverPolicy, ResourceSpec
 from events import types as ev
 from events.codec import GENESIS_HASH
 from events.record import Record

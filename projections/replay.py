@@ -147,7 +147,7 @@ def timeline(records: Iterable[Record], node: str, start: ClusterState | None = 
     Folds every record (from `start`, default the empty state) and compares the node's view
     before and after each record that names it, or that changes who leads.
     """
-    state = ClusterState() if start is None else ClusterState(start.config.copy(), start.membership.copy())
+    state = ClusterState() if start is None else start.copy()
     cfg, view = state.config, state.membership
     out: list[TimelineEntry] = []
     for r in records:

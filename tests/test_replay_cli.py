@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from events import codec, snapshot_store
+from events import codec, log_reader, snapshot_store
 from events.log import EventLog
 from projections import replay
 from roster import logdir as logfiles
@@ -219,11 +219,11 @@ def test_snapshots_of_another_history_or_garbage_are_skipped(tmp_path, logdir, h
     other = make_history(300, seed=99, n_nodes=5)
     snapshot_store.write_snapshot(logdir, fold(ClusterState(), other))
     snapshot_store.snapshot_path(logdir, 250).write_bytes(b"{not json")
-    state, warnings = snapshot_store.load_newest_valid(logdir, logfiles.LogReader(logdir).hash_at)
+    state, warnings = snapshot_store.load_newest_valid(logdir, logfiles.LogReader(logdir).hash_at, decode=ClusterState.from_dict)
     assert state is None and len(warnings) == 2
     assert "another history" in warnings[0] and "unreadable" in warnings[1]
     snapshot_store.write_snapshot(tmp_path / "x", state_at(history, N_RECORDS))
-    state, warnings = snapshot_store.load_newest_valid(tmp_path / "x", lambda seq: None)
+    state, warnings = snapshot_store.load_newest_valid(tmp_path / "x", lambda seq: None, decode=ClusterState.from_dict)
     assert state is None and "beyond the head" in warnings[0]
 
 
@@ -284,7 +284,7 @@ def test_progress_bar_only_on_a_terminal_for_long_replays(capsys, monkeypatch, l
 
 
 def test_reader_finds_every_seq_by_bisection(monkeypatch, logdir, history):
-    monkeypatch.setattr(logfiles, "BISECT_LINEAR_BYTES", 256)  # force the bisection on small segments
+    monkeypatch.setattr(log_reader, "BISECT_LINEAR_BYTES", 256)  # force the bisection on small segments
     reader = logfiles.LogReader(logdir)
     assert (reader.head_seq, reader.head_hash) == (N_RECORDS, history[-1].hash)
     assert [reader.hash_at(r.seq) for r in history] == [r.hash for r in history]

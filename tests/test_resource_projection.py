@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from actors.resource_spec import FailoverPolicy, ResourceSpec
+from events.resource_spec import FailoverPolicy, ResourceSpec
 from events import codec
 from events import types as ev
 from events.record import draft

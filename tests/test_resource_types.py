@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from actors.resource_spec import ResourceSpec
+from events.resource_spec import ResourceSpec
 from actors.resource_types import (ProcessParams, RayActorParams, params_of, resource_from_dict, start_order,
                                    stop_order, validate_group, validate_resource)
 
