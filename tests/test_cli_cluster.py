@@ -4,7 +4,10 @@ TCP port (a simulated cluster behind it), the token from a data dir or $ROSTER_T
 from __future__ import annotations
 
 import json
+import os
 import socket
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -131,6 +134,34 @@ def test_unreachable_node_is_one_line(capsys):
             assert code == 2  # no token: refused before any connection
             continue
         assert code == 1 and err == f"roster: cannot reach http://127.0.0.1:{port}: connection refused\n"
+
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ISOLATION_RUN_TIMEOUT_S = 120
+
+
+def test_issue12_s4_suite_ignores_cwd_roster_data_and_user_env(tmp_path):
+    """Issue 12 §4: the README's flow (`roster up` leaves ./roster-data/ with an admin token; a
+    user may export ROSTER_TOKEN and RAY_ADDRESS) must not change a test's result. Runs the
+    test that used to fail in a child pytest whose cwd and environment are a user's after
+    `roster up`."""
+    user_cwd = tmp_path / "checkout"
+    (user_cwd / "roster-data").mkdir(parents=True)
+    (user_cwd / "roster-data" / "admin.token").write_text("left-by-roster-up\n")
+    env = dict(os.environ, ROSTER_TOKEN="from-the-users-shell", RAY_ADDRESS="127.0.0.1:1")
+    target = f"{REPO_ROOT / 'tests' / 'test_cli_cluster.py'}::test_unreachable_node_is_one_line"
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", target]
+    proc = subprocess.run(argv, cwd=user_cwd, env=env, capture_output=True, text=True,
+                          timeout=ISOLATION_RUN_TIMEOUT_S)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout
+    assert (user_cwd / "roster-data" / "admin.token").read_text() == "left-by-roster-up\n"  # left alone
+
+
+def test_issue12_s4_each_test_runs_in_an_empty_cwd_without_user_settings():
+    assert list(Path.cwd().iterdir()) == []
+    assert Path.cwd() != REPO_ROOT and not Path("roster-data").exists()
+    assert "ROSTER_TOKEN" not in os.environ and "RAY_ADDRESS" not in os.environ
 
 
 def test_watch_replays_and_follows(capsys, server, data_dir):

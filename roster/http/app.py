@@ -12,8 +12,8 @@ from aiohttp import web
 from roster.http.admin_routes import ADMIN_BODY_MAX_BYTES
 from roster.http.errors import make_middleware
 from roster.http.feed import AdminPort, HealthPort, ReplicaFeed
-from roster.http.handlers import CTX, Ctx
-from roster.http.metrics import REGISTRY, make_registry
+from roster.http.handlers import CTX, Ctx, LeaderViewPort
+from roster.http.metrics import REGISTRY, SOURCE, MetricsSource, http_histogram, make_registry, make_timing_middleware
 from roster.http.routes import add_routes
 
 DEFAULT_HOST = "127.0.0.1"  # reachable from this machine only, unless the operator says otherwise
@@ -21,15 +21,24 @@ DEFAULT_PORT = 8700
 
 
 def create_app(feed: ReplicaFeed, *, admin: AdminPort, health: HealthPort, token: str,
-               cluster_name: str | None = None) -> web.Application:
-    """The app of one node. An empty `token` disables admin commands (each answers 401)."""
+               cluster_name: str | None = None, metrics_source: MetricsSource | None = None,
+               leader_view: LeaderViewPort | None = None) -> web.Application:
+    """The app of one node. An empty `token` disables admin commands (each answers 401).
+    `metrics_source` adds the runtime's histograms to /metrics; `leader_view` answers the
+    leader's last-heartbeat age for `/v1/nodes/{id}` (both from the Ray node actor)."""
     if not isinstance(token, str):
         raise TypeError("the admin token must be a string")
     ctx = Ctx(feed=feed, admin=admin, health=health, token=token.strip().encode(), cluster_name=cluster_name)
-    app = web.Application(middlewares=[make_middleware(lambda request: request.app[CTX].feed.seq)],
+    if leader_view is not None:
+        ctx.leader_view = leader_view
+    http_hist = http_histogram()
+    app = web.Application(middlewares=[make_timing_middleware(http_hist),
+                                       make_middleware(lambda request: request.app[CTX].feed.seq)],
                           client_max_size=ADMIN_BODY_MAX_BYTES)
     app[CTX] = ctx
-    app[REGISTRY] = make_registry(ctx)
+    app[REGISTRY] = make_registry(ctx, http_hist, metrics_source)
+    if metrics_source is not None:
+        app[SOURCE] = metrics_source
     add_routes(app)
 
     async def end_streams(_app: web.Application) -> None:

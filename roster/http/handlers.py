@@ -7,11 +7,12 @@ plain ASCII digits (Python's int() would take "١٢" or "1_000") — each is a 4
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Callable, Mapping
+from typing import Any, Awaitable, Callable, Mapping
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -26,7 +27,20 @@ DEFAULT_WAIT_MS = 5_000  # ?min_seq waits this long unless ?timeout_ms says othe
 MAX_WAIT_MS = 30_000  # a longer wait is refused: it would pin a connection for minutes
 ETAG_HASH_CHARS = 16  # hex chars of the chain hash in an ETag: a replaced history never reuses one
 VIEW_CACHE_ENTRIES = 64  # encoded views kept (head views and recent time-travel points)
+LEADER_VIEW_TIMEOUT_S = 1.0  # a node detail waits this long for the leader's heartbeat view
 _DIGITS = re.compile(r"[0-9]{1,18}")
+
+# node id -> {"leader", "last_heartbeat_age_ms", "as_of", "detail"}: the leader's view of when it
+# last heard that node (only the leader's core sees every heartbeat; the Ray node actor asks it).
+LeaderViewPort = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+def unknown_leader_view(detail: str, leader: str | None = None) -> dict[str, Any]:
+    return {"leader": leader, "last_heartbeat_age_ms": None, "as_of": None, "detail": detail}
+
+
+async def no_leader_view(node: str) -> dict[str, Any]:
+    return unknown_leader_view("this runtime keeps no heartbeat times")
 
 
 class Prepared:
@@ -77,6 +91,7 @@ class Ctx:
     cluster_name: str | None = None
     cache: ViewCache = field(default_factory=ViewCache)
     closing: bool = False  # set on shutdown: open event streams end
+    leader_view: LeaderViewPort = no_leader_view
 
 
 CTX = web.AppKey("roster_ctx", Ctx)
@@ -191,3 +206,17 @@ def _matches(header: str, tag: str) -> bool:
 def answer(request: web.Request, body: bytes, seq: int, hash_: str) -> web.Response:
     """200 with the JSON body, or 304 when the client already holds this seq's answer."""
     return Prepared(body, seq, hash_).respond(request)
+
+
+async def leader_view_of(ctx: Ctx, node: str) -> dict[str, Any]:
+    """The leader's view of `node`'s heartbeats, bounded in time; unknown when it cannot say."""
+    try:
+        return await asyncio.wait_for(ctx.leader_view(node), LEADER_VIEW_TIMEOUT_S)
+    except asyncio.TimeoutError:
+        return unknown_leader_view(f"the leader did not answer within {LEADER_VIEW_TIMEOUT_S:g} s")
+
+
+def live_answer(body: bytes, seq: int) -> web.Response:
+    """A 200 that holds a live value (it changes without the seq changing): no ETag, no 304."""
+    return web.Response(body=body, headers={"Content-Type": "application/json", SEQ_HEADER: str(seq),
+                                            "Cache-Control": "no-store"})

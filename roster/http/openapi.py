@@ -71,13 +71,22 @@ PARAMS: dict[str, dict[str, Any]] = {
     "if_none_match": {"name": "If-None-Match", "in": "header", "required": False, "schema": {"type": "string"},
                       "description": "An ETag from an earlier answer: 304 when the seq is unchanged"},
     "last_event_id": {"name": "Last-Event-ID", "in": "header", "required": False,
-                      "schema": {"type": "string", "pattern": "^[0-9]{1,18}$"},
-                      "description": "Resume after this seq (sent by EventSource on reconnect)"},
+                      "schema": {"type": "string", "pattern": "^[ \t]*([0-9]{1,18})?[ \t]*$"},
+                      "description": "Resume after this seq (sent by EventSource on reconnect); empty: no id yet"},
 }
 
 
 def _params(*names: str) -> list[dict[str, Any]]:
     return [PARAMS[n] for n in names]
+
+
+# The leader's view of a node's heartbeats (only the leader sees them all): null in a past view
+# (?at=); in the head view the age of the last heartbeat the leader's core accepted from it,
+# measured on the leader's clock at `as_of`, or nulls and a `detail` saying why it is unknown.
+LEADER_VIEW = {"type": ["object", "null"], "properties": {
+    "leader": NULLABLE_STR, "last_heartbeat_age_ms": {"type": ["integer", "null"], "minimum": 0},
+    "as_of": {"type": ["string", "null"], "format": "date-time"}, "detail": NULLABLE_STR},
+    "required": ["leader", "last_heartbeat_age_ms", "as_of", "detail"]}
 
 
 def _node_schemas() -> dict[str, Any]:
@@ -95,10 +104,34 @@ def _node_schemas() -> dict[str, Any]:
                             "since_seq": SEQ, "reason": {"type": "string"}, "incarnation": INT, "misses": INT,
                             "evicted": {"type": "boolean"}, "member": {"type": "boolean"}, "address": NULLABLE_STR,
                             "added_seq": {"type": ["integer", "null"]}, "evicted_seq": {"type": ["integer", "null"]},
-                            "leader": {"type": "boolean"}, "groups": names, "preferred_for": names}),
+                            "leader": {"type": "boolean"}, "groups": names, "preferred_for": names,
+                            "leader_view": LEADER_VIEW}, optional=("leader_view",)),
         "TimelineEntry": _obj({"seq": SEQ, "ts": {"type": "string"}, "type": {"type": "string"}, "by": {"type": "string"},
                                "from": NULLABLE_STR, "to": NULLABLE_STR, "reason": {"type": "string"}}),
     }
+
+
+# One server-sent event as an SSE client parses it (OpenAPI 3.1: a text/event-stream `schema`
+# describes each event, not the stream). `data` is JSON text: an Envelope for a log record, or
+# {"seq"} for `event: reset`. JSON Schema 2020-12's contentMediaType/contentSchema say so.
+SSE_DESCRIPTION = (
+    "An endless text/event-stream. It opens with `retry: <ms>` and a comment; then one event per "
+    "record: `id: <seq>` and `data: <the record as JSON, an Envelope>` (event type `message`). "
+    "When the replica is replaced by a different history (S17) it sends `event: reset` with "
+    "`data: {\"seq\": <head>}` and ends; the client reloads. Comment lines (`: keepalive`) keep "
+    "an idle stream open.")
+STREAM_FROM = _query("from", {**SEQ, "minimum": 1}, "The first seq to send (default: the next new one)")
+SSE_EVENT: dict[str, Any] = {
+    "oneOf": [
+        _obj({"event": {"const": "message"}, "id": {"type": "string", "pattern": "^[0-9]{1,18}$"},
+              "data": {"type": "string", "contentMediaType": "application/json", "contentSchema": _ref("Envelope")},
+              "retry": {"type": "integer", "minimum": 0}}, optional=("retry",)),
+        _obj({"event": {"const": "reset"}, "id": {"type": "string"},
+              "data": {"type": "string", "contentMediaType": "application/json",
+                       "contentSchema": _obj({"seq": SEQ})},
+              "retry": {"type": "integer", "minimum": 0}}, optional=("id", "retry")),
+    ],
+}
 
 
 def _schemas() -> dict[str, Any]:
@@ -170,9 +203,9 @@ def _paths() -> dict[str, Any]:
                             _params("from", "limit", "type", "node", "if_none_match"), (304, 422)),
         "/v1/events/stream": {"get": {
             "summary": "The log as server-sent events (`id: <seq>`); resume with Last-Event-ID or ?from",
-            "parameters": _params("from", "type", "node", "last_event_id"),
-            "responses": {"200": {"description": "An endless event stream",
-                                  "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+            "parameters": [STREAM_FROM, *_params("type", "node", "last_event_id")],
+            "responses": {"200": {"description": SSE_DESCRIPTION,
+                                  "content": {"text/event-stream": {"schema": SSE_EVENT}}},
                           **_errors(422)}}},
         "/healthz": {"get": {"summary": "This node's role, state and replica lag", "responses": {
             "200": _json(_ref("Health"), "Healthy"), "503": _json(_ref("Health"), "Not healthy (see detail)"),

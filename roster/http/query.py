@@ -18,8 +18,8 @@ from projections import replay
 from projections.membership import MEMBER_STATES
 from projections.state import ClusterState
 from roster.http.errors import SEQ_HEADER, invalid, not_found
-from roster.http.handlers import (CTX, Ctx, Prepared, answer, check_query, ctx_of, int_param, name_ok,
-                                  view_seq, wait_replica)
+from roster.http.handlers import (CTX, Ctx, Prepared, answer, check_query, ctx_of, int_param, leader_view_of,
+                                  live_answer, name_ok, view_seq, wait_replica)
 
 DEFAULT_PAGE_EVENTS = 100
 MAX_PAGE_EVENTS = 1000
@@ -114,13 +114,17 @@ async def get_config(request: web.Request) -> web.Response:
 
 async def get_node(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    seq = await view_seq(ctx, check_query(request, STATE_PARAMS))
+    q = check_query(request, STATE_PARAMS)
+    seq = await view_seq(ctx, q)
     node = request.match_info["id"]
     state = ctx.feed.state_at(seq)
     doc = node_doc(state, node) if name_ok(node) else None
     if doc is None:
         raise not_found("unknown_node", f"no node named {node[:64]!r} at seq {state.seq}")
-    return answer(request, codec.dumps(doc), state.seq, state.hash)
+    if "at" in q:  # a past view: the log holds no heartbeats, so there is no leader view of it
+        return answer(request, codec.dumps({**doc, "leader_view": None}), state.seq, state.hash)
+    live = {**doc, "leader_view": await leader_view_of(ctx, node)}  # changes without the seq changing
+    return live_answer(codec.dumps(live), state.seq)
 
 
 async def get_timeline(request: web.Request) -> web.Response:

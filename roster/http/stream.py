@@ -24,19 +24,18 @@ KEEPALIVE_S = 15.0  # a comment line this often keeps proxies from closing an id
 RETRY_MS = 1000  # EventSource clients reconnect after this long
 BATCH_RECORDS = 500  # records per socket write when catching up
 STREAM_PARAMS = frozenset({"from", "type", "node"})
+HEADER_BLANKS = " \t"  # HTTP's optional whitespace around a header value (RFC 9110 OWS), nothing else
 
 
 def start_seq(request: web.Request, q: Mapping[str, str], feed: ReplicaFeed) -> int:
     """The first seq to send: after Last-Event-ID (a reconnect), else `?from=`, else the next new one."""
-    last_id = request.headers.get("Last-Event-ID")
-    if last_id is not None and last_id.strip():
-        return parse_int(last_id.strip(), "Last-Event-ID") + 1
-    start = int_param(q, "from", None)
-    if start is None:
-        return feed.seq + 1
-    if start < 1:
+    start = int_param(q, "from", None)  # checked even when Last-Event-ID wins: bad input is a 422
+    if start is not None and start < 1:
         raise invalid("from must be a seq (1 or more)")
-    return start
+    last_id = (request.headers.get("Last-Event-ID") or "").strip(HEADER_BLANKS)
+    if last_id:  # empty: no id yet (what an EventSource that saw no id sends)
+        return parse_int(last_id, "Last-Event-ID") + 1
+    return feed.seq + 1 if start is None else start
 
 
 def event_bytes(r: Record) -> bytes:

@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,9 +25,17 @@ from events import snapshot_store
 from events.log import EventLog
 from projections.state import ClusterState
 from roster.datadir import read_secret
+from roster.latency import LatencyHistogram
 from roster.ray_runtime.shell import EffectRunner, now_ms
 
 log = logging.getLogger("roster.actors")
+
+
+def timed_append(log_: EventLog, records: list, hist: LatencyHistogram) -> None:
+    """Append durably (the log fsyncs before it returns) and record how long that took."""
+    started = time.perf_counter()
+    log_.append_records(records)
+    hist.observe(time.perf_counter() - started)
 
 
 def _write_json_durably(path: Path, body: dict[str, Any]) -> None:
@@ -53,10 +62,11 @@ class QuorumActor:
         self.core = QuorumCore(lease_ms=s.lease_ms, secret=secret, records=list(self.log.iter_from(1)),
                                epoch=owner["epoch"], owner=owner["owner"], now=now_ms())
         self.shell = EffectRunner("quorum", self.core.step, persist=self._persist)
+        self.append_hist = LatencyHistogram()  # read by the leader's /metrics (log="quorum")
 
     def _persist(self, e: Any) -> None:
         if isinstance(e, Persist):
-            self.log.append_records(list(e.records))
+            timed_append(self.log, list(e.records), self.append_hist)
         elif isinstance(e, PersistOwnership):
             _write_json_durably(self.owner_file, {"epoch": e.epoch, "owner": e.owner})
 
@@ -69,6 +79,9 @@ class QuorumActor:
 
     async def records(self, from_seq: int = 1) -> list:
         return self.core.records[max(from_seq, 1) - 1:]
+
+    async def append_latency(self) -> LatencyHistogram:
+        return self.append_hist.copy()
 
 
 @ray.remote(num_cpus=0)
@@ -86,6 +99,7 @@ class ElmActor:
         self.core = EventLogManagerCore(node_id, ProtocolSettings(**settings), list(self.log.iter_from(1)), snapshot)
         self.snapshot_seq = snapshot.seq if snapshot else 0
         self.shell = EffectRunner(m.elm_addr(node_id), self.core.step, persist=self._persist)
+        self.append_hist = LatencyHistogram()  # read by this node's /metrics (log="replica")
 
     def _persist(self, e: Any) -> None:
         if isinstance(e, SetAsideReplica):
@@ -93,7 +107,7 @@ class ElmActor:
         elif isinstance(e, Persist):
             fresh = [r for r in e.records if r.seq > self.log.head_seq]
             if fresh:
-                self.log.append_records(fresh)
+                timed_append(self.log, fresh, self.append_hist)
 
     async def deliver(self, sender: str, msg: m.Message) -> None:
         self.shell.deliver(sender, msg)
@@ -121,3 +135,6 @@ class ElmActor:
 
     async def head(self) -> tuple[int, str]:
         return self.core.head_seq, self.core.head_hash
+
+    async def append_latency(self) -> LatencyHistogram:
+        return self.append_hist.copy()

@@ -22,6 +22,7 @@ from actors.settings import ProtocolSettings
 from roster.datadir import read_secret
 from roster.http.admin_routes import ADMIN_TIMEOUT_S
 from roster.http.feed import NodeHealth, ReplicaFeed
+from roster.ray_runtime.observer import NodeObserver
 from roster.ray_runtime.shell import NAMESPACE, EffectRunner, now_ms
 
 log = logging.getLogger("roster.node")
@@ -49,6 +50,7 @@ class NodeActor:
         self.committed_seq = 0
         self._runner = None
         self.http_url: str | None = None
+        self.observer = NodeObserver(node_id)  # metrics and the leader's heartbeat view (issue 12)
 
     async def start(self) -> dict[str, Any]:
         """S14: load the local replica (from this node's ELM), bring no group online, then join."""
@@ -57,6 +59,7 @@ class NodeActor:
         self.feed.append(records)
         self.core = NodeCore(self.identity, self.settings, entropy=os.urandom(16), records=records,
                              create=self.create, view=state)
+        self.observer.core = self.core
         self.shell = EffectRunner(self.me, self._step, on_group=self._group, on_stop=self._stopped,
                                   local={"AdminReply": self._admin_reply})
         self.shell.run(self.core.start(now_ms()))
@@ -82,9 +85,12 @@ class NodeActor:
                 self.feed.replace(list(msg.records))
             else:
                 self.feed.append(list(msg.records))
+                self.observer.on_committed(msg.records, now, self.observer.leading())
         elif isinstance(msg, m.HeartbeatAck):
             self.committed_seq = max(self.committed_seq, msg.committed_seq)
-        return self.core.step(msg, now, sender)
+        effects = self.core.step(msg, now, sender)
+        self.observer.after_step(msg, now, self.core)
+        return effects
 
     def _group(self, group: str, start: bool) -> None:
         if start:
@@ -142,6 +148,10 @@ class NodeActor:
                 "state": me.state if me else "Offline", "running": sorted(self.groups), "http": self.http_url,
                 "stopped": self.stopped, "digest": self.feed.state.digest()}
 
+    async def leader_view(self, node: str) -> dict[str, Any]:
+        """Asked by another node's HTTP app: this node's view, as leader, of `node`'s last heartbeat."""
+        return self.observer.leader_view_here(node)
+
     async def leave(self) -> m.AdminReply:
         return await self.admin("leave", {"node": self.node_id})
 
@@ -153,7 +163,8 @@ class NodeActor:
         except ImportError as exc:  # the HTTP app is optional until it lands
             log.warning("%s: no HTTP endpoint: %s", self.node_id, exc)
             return
-        app = create_app(self.feed, admin=self.admin, health=self.health, token=self.token or "")
+        app = create_app(self.feed, admin=self.admin, health=self.health, token=self.token or "",
+                         metrics_source=self.observer, leader_view=self.observer.leader_view)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.http_host, self.http_port)

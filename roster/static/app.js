@@ -13,6 +13,7 @@
   const AT_CACHE = 256;        // membership views kept by seq (a seq's view never changes)
   const RETRY_MIN_MS = 1000;   // reconnect backoff when the stream is closed for good
   const RETRY_MAX_MS = 10000;
+  const HB_POLL_MS = 2000;     // how often the leader's heartbeat view of each node is fetched
   const TOKEN_KEY = "roster.adminToken";
   const STATES = {
     Online: "\u25CF Online",    // ● filled: up and serving
@@ -35,6 +36,8 @@
     types: new Set(),
     nodes: new Set(),
     lastMiss: new Map(), // node -> its newest HeartbeatMissed event
+    leaderView: new Map(), // node -> the leader's view of its heartbeats (GET /v1/nodes/{id})
+    hbBusy: false,
     liveBusy: false,
     liveDirty: false,
     historyTicket: 0,
@@ -318,16 +321,43 @@
     $("no-groups").hidden = doc.groups.length > 0;
   }
 
-  // Heartbeats as the log knows them: the log records misses (HeartbeatMissed), not each beat,
-  // so a card shows the last recorded run of misses and how long ago it was.
+  // Heartbeats: the log records misses (HeartbeatMissed), not each beat; only the leader sees
+  // every beat, so the age of the last one is the leader's view, fetched per node from
+  // /v1/nodes/{id} (leader_view) every HB_POLL_MS and labelled as the leader's.
   function heartbeatCell(n) {
     const member = n.state === "Online" || n.state === "Paused";
-    const miss = S.lastMiss.get(n.id);
-    const when = miss
-      ? h("span", { class: "age muted", "data-ts": miss.ts, text: ` \u00B7 ${age(miss.ts)}` }) : null;
     if (!member) return h("dd", { text: "\u2013" });
-    if (!n.misses) return h("dd", { text: "none missed" });
-    return h("dd", { class: n.misses >= 2 ? "warn" : "" }, `${n.misses} missed in a row`, when);
+    const misses = n.misses
+      ? h("span", { class: n.misses >= 2 ? "warn" : "", text: `${n.misses} missed in a row \u00B7 ` }) : null;
+    return h("dd", { class: "heartbeat" }, misses, h("span", { class: "hb-age", "data-hb-node": n.id,
+      text: leaderViewText(n.id) }));
+  }
+
+  function leaderViewText(id) {
+    const v = S.leaderView.get(id);
+    if (!v) return "last heartbeat: \u2026";
+    if (v.last_heartbeat_age_ms === null || v.last_heartbeat_age_ms === undefined) {
+      return v.leader === id ? "leader (sends no heartbeats)" : `last heartbeat unknown (${v.detail || "no leader view"})`;
+    }
+    return `last heartbeat ${(v.last_heartbeat_age_ms / 1000).toFixed(1)} s ago (${v.leader}'s view)`;
+  }
+
+  async function refreshHeartbeats() {
+    if (S.hbBusy || !S.live || document.hidden) return;
+    S.hbBusy = true;
+    try {
+      const ids = S.live.nodes.filter((n) => n.state === "Online" || n.state === "Paused").map((n) => n.id);
+      const docs = await Promise.all(ids.map((id) => api(`/v1/nodes/${encodeURIComponent(id)}`).catch(() => null)));
+      ids.forEach((id, i) => {
+        if (docs[i] && docs[i].leader_view) S.leaderView.set(id, docs[i].leader_view);
+        else S.leaderView.delete(id);
+      });
+      for (const el of document.querySelectorAll(".hb-age[data-hb-node]")) {
+        el.textContent = leaderViewText(el.dataset.hbNode);
+      }
+    } finally {
+      S.hbBusy = false;
+    }
   }
 
   function liveCard(n) {
@@ -880,6 +910,8 @@
     queueLog();
     connect();
     setInterval(tickAges, 1000);
+    refreshHeartbeats();
+    setInterval(refreshHeartbeats, HB_POLL_MS);
     document.body.dataset.ready = "true";
   }
 
