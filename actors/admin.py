@@ -1,6 +1,5 @@
 """Admin commands, decided by the leader: pure functions of (view, command) returning a
-`Decision` — the drafts to append, messages to send, groups to move once stopped, or an
-answer now (a rejected command is an operating error, not an exception). HTTP-style
+`Decision` — the drafts to append, messages to send, or an answer now (a rejected command is an operating error, not an exception). HTTP-style
 statuses: 404 unknown node or group, 409 conflicts with the state, 422 malformed input.
 
 The leader passes the view as it will be once its pending decisions commit, its own id,
@@ -54,14 +53,13 @@ def _pause(ctx: Context, msg: m.AdminCommand) -> Decision:
         return err(msg, 409, "wrong_state", f"{name} is {state}; only an Online node can be paused")
     drain = bool(msg.args.get("drain", False))
     drafts = [draft(ev.NodePaused(drain=drain), by=ctx.leader, node=name)]
-    moves: dict[str, str] = {}
     if drain:  # S12: optional drain moves its groups away first
-        drafts += _moves_off(ctx, name, "drain", moves)
-    return accept(drafts, moves=moves)
+        drafts += _moves_off(ctx, name, "drain")
+    return accept(drafts)
 
 
-def _moves_off(ctx: Context, name: str, reason: str, moves: dict[str, str]) -> list[Draft]:
-    """Release every group of `name`; `moves` gets where each goes once released."""
+def _moves_off(ctx: Context, name: str, reason: str) -> list[Draft]:
+    """Release every group of `name`, each with where it goes once released."""
     mv, cfg = ctx.view.membership, ctx.view.config
     load = load_of(mv)
     out: list[Draft] = []
@@ -69,8 +67,7 @@ def _moves_off(ctx: Context, name: str, reason: str, moves: dict[str, str]) -> l
         target = place(cfg.groups[group], mv, load, exclude=frozenset({name})) if group in cfg.groups else None
         if target is not None:
             load[target] = load.get(target, 0) + 1
-            moves[group] = target
-        out.append(release(group, reason, ctx.leader))
+        out.append(release(group, reason, ctx.leader, moving_to=target))
     return out
 
 
@@ -139,14 +136,14 @@ def _group_move(ctx: Context, msg: m.AdminCommand) -> Decision:
     if owner is None:
         prev = gv.last_owner if gv else None
         if prev is not None and prev != target and not ctx.stopped(prev, name, gv.since_seq, view):
-            reply = m.AdminReply(request_id=msg.request_id, ok=True, seq=view.seq, status=202,
-                                 detail=f"{name} moves to {target} once {prev} has stopped it")
-            return Decision(moves={name: target}, reply=reply)  # placed there once prev provably stopped it
+            # Placed there once prev provably stopped it; the intent is logged before the 202.
+            intent = release(name, f"admin move to {target}", ctx.leader, moving_to=target)
+            return Decision((intent,), status=202, detail=f"{name} moves to {target} once {prev} has stopped it")
         return accept([draft(ev.GroupMoved(group=name, from_node=None, to_node=target, reason="admin move"), by=ctx.leader)])
     if owner == target:
         return err(msg, 409, "already_there", f"group {name} already runs on {target}")
     # Released now; placed on the target once the old owner has stopped it (invariant 4).
-    return accept([release(name, f"admin move to {target}", ctx.leader)], moves={name: target})
+    return accept([release(name, f"admin move to {target}", ctx.leader, moving_to=target)])
 
 
 def _group_delete(ctx: Context, msg: m.AdminCommand) -> Decision:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 from actors import messages as m
@@ -21,8 +21,9 @@ StopProof = Callable[[str, str, int, ClusterState], bool]
 class Decision:
     drafts: tuple[Draft, ...] = ()
     effects: tuple[Effect, ...] = ()
-    moves: dict[str, str] = field(default_factory=dict)  # group -> target, once its owner stopped it
-    reply: m.AdminReply | None = None  # answered now: an error, or accepted without an append
+    reply: m.AdminReply | None = None  # answered now: an error (nothing appended)
+    status: int = 200  # the answer once the drafts commit (202: accepted, finishes later)
+    detail: str | None = None
 
 
 @dataclass(frozen=True)
@@ -32,13 +33,14 @@ class Context:
     stopped: StopProof
 
 
-def release(group: str, reason: str, by: str) -> Draft:
-    """The first step of every move off a live owner: the group goes Offline there."""
-    return draft(ev.GroupStateChanged(group=group, state="Offline", reason=reason), by=by)
+def release(group: str, reason: str, by: str, moving_to: str | None = None) -> Draft:
+    """The first step of every move off a live owner: the group goes Offline there. A move's
+    target is in the event (durable: a new leader finishes the move, issue 13)."""
+    return draft(ev.GroupStateChanged(group=group, state="Offline", reason=reason, moving_to=moving_to), by=by)
 
 
-def accept(drafts: list[Draft], effects: list[Effect] = (), moves: dict[str, str] | None = None) -> Decision:
-    return Decision(tuple(drafts), tuple(effects), moves or {})
+def accept(drafts: list[Draft], effects: list[Effect] = ()) -> Decision:
+    return Decision(tuple(drafts), tuple(effects))
 
 
 def err(msg: m.AdminCommand, status: int, error: str, detail: str) -> Decision:

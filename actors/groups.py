@@ -10,10 +10,12 @@ from actors.node_state import FOLLOWING_ROLES, NodeState, Role
 
 def run_until(node: NodeState) -> int:
     """Until when groups may run here: the quorum lease (leader) or the last acked
-    heartbeat + detection (follower); 0 in every other role."""
+    heartbeat + detection (follower, and a follower taking over: it keeps that proof while
+    it catches up, since the old leader moves our groups only after that much silence);
+    0 in every other role."""
     if node.role == Role.LEADER:
         return node.lease_until
-    if node.role in FOLLOWING_ROLES:
+    if node.role in FOLLOWING_ROLES or node.role == Role.TAKING_OVER:
         return node.contact_until
     return 0
 

@@ -190,6 +190,7 @@ class JoinChallenge(Message):
 class JoinResponse(Message):
     node: str
     mac: str
+    nonce: str = ""  # the challenge it answers: an answer to a stale one is dropped, not refused
 
 
 class JoinRefused(Message):

@@ -97,6 +97,9 @@ class TakingOver:
 
     started_at: int
     lease_until: int  # the grant's lease, as we can prove it (its send time + lease)
+    # The leader contact we had as a follower: our groups keep running on it while we catch
+    # up (the old leader moves them only after that much silence, S8c); 0 if we had none.
+    contact_until: int = 0
 
 
 @dataclass
@@ -120,6 +123,9 @@ class Waiter:
 
     request_id: str
     reply_to: str
+    status: int = 200  # 202: accepted, the rest happens later (e.g. a move waiting for a stop)
+    detail: str | None = None
+    carried_out_anyway: bool = False  # our own leave: done even if we stop leading first
 
 
 @dataclass
@@ -157,7 +163,6 @@ class LeaderState:
     suspect: str | None = None  # the old leader at a takeover: declared down without the wait
     admitting: dict[str, int] = field(default_factory=dict)  # joiner -> incarnation on its way
     seen_requests: dict[str, None] = field(default_factory=dict)  # recent admin ids, oldest first
-    moving: dict[str, str] = field(default_factory=dict)  # group -> where it goes once stopped
     running_on: dict[str, frozenset[str]] = field(default_factory=dict)  # member -> groups its last heartbeat ran
     released: bool = False  # leaving: our QuorumReleased is queued; we append nothing after it
 
@@ -195,7 +200,9 @@ class SponsorState:
     """The sponsor side of joins (S15, S16). Kept across roles: a challenge may be answered
     after a role change, and the rejection rate limit spans them."""
 
-    challenges: dict[str, tuple[str, m.JoinRequest]] = field(default_factory=dict)  # joiner -> (nonce, request)
+    # joiner -> (nonce, request): one nonce per pending request, so a duplicated JoinRequest
+    # gets the same challenge again instead of a new nonce that fails the first answer's MAC.
+    challenges: dict[str, tuple[str, m.JoinRequest]] = field(default_factory=dict)
     rejection_window_start: int = -(10**12)
     rejections_in_window: int = 0
     rejections_suppressed: int = 0
@@ -250,7 +257,8 @@ class NodeState:
 
     @property
     def contact_until(self) -> int:
-        return self.role_state.contact_until if isinstance(self.role_state, Following) else 0
+        s = self.role_state
+        return s.contact_until if isinstance(s, (Following, TakingOver)) else 0
 
 
 # --- small acts every role may take -------------------------------------------------------------

@@ -7,6 +7,8 @@ returns effects; the shell makes `Persist`/`PersistOwnership` durable before any
 
 from __future__ import annotations
 
+from typing import Callable
+
 from actors import messages as m
 from actors.auth import check_acquire
 from actors.clock import iso_ms
@@ -22,8 +24,12 @@ REPLICA_STATES = frozenset({"Online", "Paused", "Joining"})  # who receives the 
 
 class QuorumCore:
     def __init__(self, *, lease_ms: int, secret: bytes, records: list[Record] | None = None,
-                 epoch: int = 0, owner: str | None = None, now: int = 0) -> None:
+                 epoch: int = 0, owner: str | None = None, now: int = 0,
+                 wall_ms: Callable[[], int] | None = None) -> None:
         self.lease_ms = lease_ms
+        # `now` is the shell's monotonic protocol clock (leases); the envelope's `ts` is wall
+        # time, read from `wall_ms` where the shell has one (the simulator: `now` itself).
+        self._wall_ms = wall_ms
         self._secret = secret
         self._last_proof_at: dict[str, int] = {}  # node -> newest sent_at seen: proofs are not replayable
         self.confirmed = owner is not None  # the owner has used its grant (renewed or appended)
@@ -113,7 +119,7 @@ class QuorumCore:
             refused = m.AppendRefused(batch_id=msg.batch_id, reason="conflict", epoch=self.epoch, head_seq=self.head_seq)
             return [Send(sender, refused)]
         records = tuple(seal_all(msg.drafts, first_seq=self.head_seq + 1, epoch=self.epoch,
-                                 ts=iso_ms(now), prev_hash=self.head_hash))
+                                 ts=iso_ms(self._wall_ms() if self._wall_ms else now), prev_hash=self.head_hash))
         self.records.extend(records)
         self.confirmed = True
         proj.apply_in_place(self.state, records)

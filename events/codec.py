@@ -30,7 +30,7 @@ import orjson
 from crc32c import crc32c
 
 from events.record import Draft, Record
-from events.types import CURRENT_VERSION, EVENT_TYPES, Event
+from events.types import CURRENT_VERSION, EVENT_TYPES, OPTIONAL_ADDITIONS, Event
 from events.upcast import upcast
 
 GENESIS_HASH = "00" * 16
@@ -171,12 +171,20 @@ def _data_fields(cls: type[Event]) -> tuple[str, ...] | None:
 _DATA_FIELDS = {name: _data_fields(cls) for name, cls in EVENT_TYPES.items()}
 
 
+# Per type: its fields that are left out of the bytes while None (OPTIONAL_ADDITIONS).
+_OMIT_IF_NONE = {name: tuple(n for n in cls.model_fields if n in OPTIONAL_ADDITIONS) for name, cls in EVENT_TYPES.items()}
+
+
 def _event_data(event: Event) -> Any:
     names = _DATA_FIELDS.get(event.type)
     if names is None or type(event) is not EVENT_TYPES[event.type]:
         return _SERIALIZERS[event.type](event, mode="json", exclude=_NOT_IN_DATA)
     values = event.__dict__
-    return {n: values[n] for n in names}
+    data = {n: values[n] for n in names}
+    for n in _OMIT_IF_NONE[event.type]:  # as the type's own serialiser does: old bytes, old hashes
+        if data[n] is None:
+            del data[n]
+    return data
 
 
 def _render_event(event: Event, node: str | None, by: str) -> Rendered:

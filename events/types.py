@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from events.resource_spec import FailoverPolicy, ResourceSpec
 
@@ -24,6 +24,29 @@ class Event(BaseModel):
 
     type: str
     v: int = 1
+
+
+class AdminEvent(Event):
+    """An event an admin command may cause. `request_id` names the command (None for the
+    leader's own decisions), so a new leader rebuilds duplicate detection from the log and a
+    client told "outcome unknown" can look its command up.
+
+    Fields added after v1 are optional and left out of the bytes while unset (None): a record
+    written before they existed re-encodes to the same bytes, so its hash still checks."""
+
+    request_id: str | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_additions(self, handler: SerializerFunctionWrapHandler) -> dict:
+        data = handler(self)
+        for key in OPTIONAL_ADDITIONS:
+            if key in data and data[key] is None:
+                del data[key]
+        return data
+
+
+# Fields added to an existing type with a None default: omitted from the bytes while None.
+OPTIONAL_ADDITIONS = ("request_id", "moving_to")
 
 
 class ClusterCreated(Event):
@@ -44,7 +67,7 @@ class QuorumConfigured(Event):
     lease_ms: int
 
 
-class NodeAdded(Event):
+class NodeAdded(AdminEvent):
     """S1/S4: a server is added to the member list; only added members can authenticate."""
 
     type: Literal["NodeAdded"] = "NodeAdded"
@@ -124,38 +147,38 @@ class NodeDown(Event):
     reason: str
 
 
-class NodePaused(Event):
+class NodePaused(AdminEvent):
     """S12: a full member that accepts no new groups."""
 
     type: Literal["NodePaused"] = "NodePaused"
     drain: bool = False
 
 
-class NodeResumed(Event):
+class NodeResumed(AdminEvent):
     type: Literal["NodeResumed"] = "NodeResumed"
 
 
-class NodeExited(Event):
+class NodeExited(AdminEvent):
     """S19/S21: ClusterExit received from the subject; a planned leave, no regroup."""
 
     type: Literal["NodeExited"] = "NodeExited"
 
 
-class NodeEvicted(Event):
+class NodeEvicted(AdminEvent):
     """S20: forced out of the member list; it may return only after being added again."""
 
     type: Literal["NodeEvicted"] = "NodeEvicted"
     reason: str
 
 
-class GroupCreated(Event):
+class GroupCreated(AdminEvent):
     type: Literal["GroupCreated"] = "GroupCreated"
     group: str
     preferred_owners: tuple[str, ...] = ()
     failback: bool = False
 
 
-class GroupMoved(Event):
+class GroupMoved(AdminEvent):
     """A resource group got a new owner (`to_node` None: no node can take it, it is Offline)."""
 
     type: Literal["GroupMoved"] = "GroupMoved"
@@ -165,14 +188,15 @@ class GroupMoved(Event):
     reason: str
 
 
-class GroupStateChanged(Event):
+class GroupStateChanged(AdminEvent):
     type: Literal["GroupStateChanged"] = "GroupStateChanged"
     group: str
     state: GroupState
     reason: str
+    moving_to: str | None = None  # a release that moves the group: where it goes once stopped
 
 
-class GroupDeleted(Event):
+class GroupDeleted(AdminEvent):
     type: Literal["GroupDeleted"] = "GroupDeleted"
     group: str
 

@@ -21,6 +21,7 @@ from projections._digest import digest_of
 
 NodeState = Literal["Offline", "Joining", "Online", "Paused"]
 MEMBER_STATES: frozenset[str] = frozenset({"Online", "Paused"})  # S12: full members
+REQUESTS_REMEMBERED = 1000  # admin request ids kept (with their seq): a retry of an older one may run twice
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -41,6 +42,7 @@ class GroupView:
     state: str = "Offline"
     since_seq: int = 0
     last_owner: str | None = None  # who ran it last: it must have stopped before another node starts it
+    moving_to: str | None = None  # released to move there once the last owner has stopped it
 
 
 @dataclass(slots=True)
@@ -52,9 +54,12 @@ class MembershipView:
     seq: int = 0
     hash: str = GENESIS_HASH
     ts: str | None = None
+    # Recent admin request ids -> the seq of their last record, oldest first: a new leader
+    # answers a retried command from here instead of running it twice.
+    requests: dict[str, int] = field(default_factory=dict)
 
     def copy(self) -> MembershipView:
-        return replace(self, nodes=dict(self.nodes), groups=dict(self.groups))
+        return replace(self, nodes=dict(self.nodes), groups=dict(self.groups), requests=dict(self.requests))
 
     def groups_of(self, node: str) -> list[str]:
         return sorted(g.name for g in self.groups.values() if g.owner == node)
@@ -68,7 +73,7 @@ class MembershipView:
         for g in sorted(self.groups.values(), key=lambda g: g.name):
             if g.owner is not None:
                 owned.setdefault(g.owner, []).append(g.name)
-        return {
+        out = {
             "epoch": self.epoch,
             "leader": self.leader,
             "nodes": [
@@ -84,15 +89,14 @@ class MembershipView:
                 }
                 for n in sorted(self.nodes.values(), key=lambda n: n.id)
             ],
-            "groups": [
-                {"name": g.name, "owner": g.owner, "state": g.state, "since_seq": g.since_seq,
-                 "last_owner": g.last_owner}
-                for g in sorted(self.groups.values(), key=lambda g: g.name)
-            ],
+            "groups": [_group_dict(g) for g in sorted(self.groups.values(), key=lambda g: g.name)],
             "seq": self.seq,
             "hash": self.hash,
             "ts": self.ts,
         }
+        if self.requests:  # (absent while empty: a log without request ids keeps its old digests)
+            out["requests"] = dict(self.requests)
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MembershipView:
@@ -103,13 +107,21 @@ class MembershipView:
             for n in d["nodes"]
         }
         groups = {
-            g["name"]: GroupView(g["name"], g["owner"], g["state"], g["since_seq"], g.get("last_owner"))
+            g["name"]: GroupView(g["name"], g["owner"], g["state"], g["since_seq"], g.get("last_owner"),
+                                 g.get("moving_to"))
             for g in d["groups"]
         }
-        return cls(d["epoch"], d["leader"], nodes, groups, d["seq"], d["hash"], d["ts"])
+        return cls(d["epoch"], d["leader"], nodes, groups, d["seq"], d["hash"], d["ts"], dict(d.get("requests", {})))
 
     def digest(self) -> str:
         return digest_of(self.to_dict())
+
+
+def _group_dict(g: GroupView) -> dict[str, Any]:
+    out = {"name": g.name, "owner": g.owner, "state": g.state, "since_seq": g.since_seq, "last_owner": g.last_owner}
+    if g.moving_to is not None:  # (absent while unset: older logs keep their digests)
+        out["moving_to"] = g.moving_to
+    return out
 
 
 Handler = Callable[[MembershipView, Record], None]
@@ -217,7 +229,8 @@ def _group_state_changed(view: MembershipView, r: Record) -> None:
     e: ev.GroupStateChanged = r.event  # type: ignore[assignment]
     old = view.groups.get(e.group) or GroupView(e.group)
     owner = old.owner if e.state == "Online" else None
-    view.groups[e.group] = GroupView(e.group, owner, e.state, r.seq, old.owner or old.last_owner)
+    moving_to = e.moving_to if e.state == "Offline" else None
+    view.groups[e.group] = GroupView(e.group, owner, e.state, r.seq, old.owner or old.last_owner, moving_to)
 
 
 def _group_online_requested(view: MembershipView, r: Record) -> None:
@@ -271,8 +284,18 @@ def apply_in_place(view: MembershipView, r: Record) -> None:
     elif t not in _HANDLERS:
         raise KeyError(t)  # an event type this view does not know: as loud as before
     view.seq, view.hash, view.ts = seq, r.hash, r.ts
+    request_id = getattr(r.event, "request_id", None)
+    if request_id is not None:
+        _remember_request(view.requests, request_id, seq)
     if r.epoch > view.epoch:
         view.epoch = r.epoch
+
+
+def _remember_request(requests: dict[str, int], request_id: str, seq: int) -> None:
+    requests.pop(request_id, None)  # re-inserted: the newest goes last
+    requests[request_id] = seq
+    if len(requests) > REQUESTS_REMEMBERED:
+        del requests[next(iter(requests))]
 
 
 def fold(view: MembershipView, records: Iterable[Record]) -> MembershipView:

@@ -15,7 +15,7 @@ import pytest
 from actors import admin
 from actors import messages as m
 from actors.auth import join_mac
-from actors.effects import SetTimer, StopGroup
+from actors.effects import Send, SetTimer, StopGroup
 from actors.node import KNOWN_MESSAGES, STEP, TICK, TIMERS, NodeCore, NodeIdentity, Role, Timer
 from actors.node_state import STOPPED_ROLES
 from actors.settings import ProtocolSettings
@@ -145,15 +145,45 @@ def test_S15_a_follower_sponsors_a_joiner_challenge_then_sync() -> None:
     req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
     challenge = only(node.step(req, T0, "node:n3"), m.JoinChallenge, to="node:n3")
     mac = join_mac(SECRET, challenge.nonce, "n3", "c1")
-    sync = only(node.step(m.JoinResponse(node="n3", mac=mac), T0, "node:n3"), m.SendSync, to="elm:n2")
+    sync = only(node.step(m.JoinResponse(node="n3", mac=mac, nonce=challenge.nonce), T0, "node:n3"),
+                m.SendSync, to="elm:n2")
     assert sync.joiner == "n3" and sync.their_seq == 0
+
+
+def test_S15_S16_a_duplicated_join_request_gets_the_same_challenge_and_no_false_rejection() -> None:
+    """Issue 13.3: a duplicated JoinRequest used to overwrite the pending nonce, so the answer
+    to the first challenge failed the MAC and a correctly configured node was refused."""
+    node, _ = follower()
+    req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
+    first = only(node.step(req, T0, "node:n3"), m.JoinChallenge, to="node:n3")
+    again = only(node.step(req, T0 + 1, "node:n3"), m.JoinChallenge, to="node:n3")
+    assert again.nonce == first.nonce  # idempotent per request while pending
+    mac = join_mac(SECRET, first.nonce, "n3", "c1")
+    out = node.step(m.JoinResponse(node="n3", mac=mac, nonce=first.nonce), T0 + 2, "node:n3")
+    assert only(out, m.SendSync, to="elm:n2").joiner == "n3" and not sends(out, m.JoinRefused)
+    # The duplicate answer (to a challenge no longer pending) is dropped, not refused.
+    assert node.step(m.JoinResponse(node="n3", mac=mac, nonce=first.nonce), T0 + 3, "node:n3") == []
+
+
+def test_S16_an_answer_to_a_stale_nonce_is_dropped_not_a_rejection() -> None:
+    """Issue 13.3: a new request (a newer replica) gets a new nonce; the old answer is stale."""
+    node, _ = follower()
+    old = only(node.step(m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32),
+                         T0, "node:n3"), m.JoinChallenge)
+    new = only(node.step(m.JoinRequest(node="n3", cluster_id="c1", replica_seq=4, replica_hash="1" * 32),
+                         T0 + 1, "node:n3"), m.JoinChallenge)
+    assert new.nonce != old.nonce
+    stale = m.JoinResponse(node="n3", mac=join_mac(SECRET, old.nonce, "n3", "c1"), nonce=old.nonce)
+    assert node.step(stale, T0 + 2, "node:n3") == []
+    fresh = m.JoinResponse(node="n3", mac=join_mac(SECRET, new.nonce, "n3", "c1"), nonce=new.nonce)
+    assert only(node.step(fresh, T0 + 3, "node:n3"), m.SendSync).their_seq == 4
 
 
 def test_S16_a_bad_mac_is_refused_and_the_rejection_goes_to_the_leader_as_a_draft() -> None:
     node, _ = follower()
     req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
-    node.step(req, T0, "node:n3")
-    out = node.step(m.JoinResponse(node="n3", mac="00" * 32), T0, "node:n3")
+    challenge = only(node.step(req, T0, "node:n3"), m.JoinChallenge)
+    out = node.step(m.JoinResponse(node="n3", mac="00" * 32, nonce=challenge.nonce), T0, "node:n3")
     assert only(out, m.JoinRefused, to="node:n3").reason == "bad_credentials"
     forwarded = only(out, m.ForwardDrafts, to="node:n1")
     assert forwarded.drafts[0].event.type == "JoinRejected"
@@ -247,6 +277,140 @@ def test_S22_the_leader_counts_misses_as_bounded_events() -> None:
     node.step(m.TimerFired(key=Timer.MISSES), T0 + SETTINGS.interval_ms, "node:n1")
     pending = [*(lead.inflight.drafts if lead.inflight else ()), *lead.outbox]
     assert sum(d.event.type == "HeartbeatMissed" for d in pending) == 1
+
+
+def _pending(node: NodeCore) -> list:
+    lead = node.lead
+    return [*(lead.inflight.drafts if lead.inflight else ()), *lead.outbox]
+
+
+def _commit_inflight(node: NodeCore, records: list) -> list:
+    """The leader's batch in flight commits (at its epoch): its ELM reports it."""
+    inflight = node.lead.inflight
+    assert inflight is not None
+    sealed = seal(list(inflight.drafts), after=records, epoch=node.epoch)
+    node.step(m.Committed(records=tuple(sealed), batch_id=inflight.batch_id), T0 + 1, "elm:n1")
+    return records + sealed
+
+
+def _cmd(op: str, request_id: str, **args) -> m.AdminCommand:
+    return m.AdminCommand(op=op, args=args, request_id=request_id, reply_to="client")
+
+
+def test_S8c_the_leader_does_not_ack_a_heartbeat_once_its_lease_has_passed() -> None:
+    """Issue 13.5: an ack after the lease would extend a follower's contact on a lease the
+    leader no longer holds."""
+    node, records = leader()
+    lease_until = node.lead.lease_until
+    hb = m.Heartbeat(node="n2", epoch=2, applied_seq=len(records), sent_at=lease_until - 1)
+    assert only(node.step(hb, lease_until - 1, "node:n2"), m.HeartbeatAck)  # inside the lease: acked
+    out = node.step(hb, lease_until, "node:n2")
+    assert sends(out, m.HeartbeatAck) == [] and node.role == Role.SEARCHING
+
+
+def test_invariant2_step_down_tells_the_batch_in_flight_outcome_unknown_and_the_rest_failed() -> None:
+    """Issue 13.2: the batch in flight may already be in the quorum log, so its clients are told
+    the outcome is unknown (with the request id, which its events carry); commands not yet
+    proposed did not happen."""
+    node, records = leader()
+    node.step(_cmd("pause", "r1", node="n2"), T0 + 1, "client")
+    records = _commit_inflight(node, records)  # QuorumAcquired commits; the pause goes out
+    assert [(d.event.type, d.event.request_id) for d in node.lead.inflight.drafts] == [("NodePaused", "r1")]
+    node.step(_cmd("group-create", "r2", group="web"), T0 + 2, "client")  # waits in the outbox
+    out = node.step(m.LeaseLost(epoch=2, owner="n3"), T0 + 3, "quorum")
+    replies = {r.request_id: r for r in sends(out, m.AdminReply)}
+    assert node.role == Role.SEARCHING
+    assert (replies["r1"].ok, replies["r1"].status, replies["r1"].error) == (False, 504, "outcome_unknown")
+    assert "r1" in replies["r1"].detail
+    assert (replies["r2"].ok, replies["r2"].status, replies["r2"].error) == (False, 503, "leader_changed")
+
+
+def test_invariant2_a_new_leader_answers_a_retry_from_the_log_instead_of_running_it_twice() -> None:
+    """Issue 13.2: duplicate detection is rebuilt from the log (request ids in the events)."""
+    base = seal(creation())
+    base += seal(joined("n2"), after=base)
+    base += seal([draft(ev.NodePaused(request_id="r1"), by="n1", node="n2")], after=base)
+    base += seal([draft(ev.NodeResumed(request_id="r2"), by="n1", node="n2")], after=base)
+    node = _node("n1", base)
+    node.start(T0)
+    node.step(m.QuorumGranted(epoch=2, lease_ms=SETTINGS.lease_ms, head_seq=len(base), sent_at=T0), T0, "quorum")
+    node.step(m.CaughtUp(head_seq=len(base)), T0, "elm:n1")
+    out = node.step(_cmd("pause", "r1", node="n2"), T0 + 1, "client")
+    reply = only(out, m.AdminReply, to="client")
+    assert reply.ok and reply.seq == len(base) - 1  # the seq of its own record
+    assert not [d for d in _pending(node) if d.event.type == "NodePaused"]  # not run a second time
+
+
+def _group_on_n2(preferred=("n2",)) -> list:
+    records = seal(creation())
+    records += seal(joined("n2"), after=records)
+    records += seal(joined("n3"), after=records)
+    return records + seal([draft(ev.GroupCreated(group="web", preferred_owners=preferred), by="n1"),
+                           draft(ev.GroupMoved(group="web", from_node=None, to_node="n2", reason="placed"),
+                                 by="n1")], after=records)
+
+
+def test_invariant4_a_move_release_names_its_target_and_the_202_case_logs_it_too() -> None:
+    """Issue 13.1: an acknowledged move is an event, in both cases."""
+    view = proj.fold(ClusterState(), _group_on_n2())
+    move = _cmd("group-move", "r1", group="web", node="n3")
+    now = admin.decide(view, move, leader="n1", stopped=lambda *_: True)
+    assert [(d.event.type, d.event.state, d.event.moving_to) for d in now.drafts] == [
+        ("GroupStateChanged", "Offline", "n3")]
+    released = proj.fold(view, seal(list(now.drafts), after=_group_on_n2()))
+    assert released.membership.groups["web"].moving_to == "n3"  # folded: a new leader sees it
+    later = admin.decide(released, _cmd("group-move", "r2", group="web", node="n1"), leader="n1",
+                         stopped=lambda *_: False)
+    assert later.reply is None and later.status == 202  # answered once the intent is logged
+    assert [d.event.moving_to for d in later.drafts] == ["n1"]
+
+
+def test_invariant4_a_new_leader_finishes_a_move_the_old_one_acknowledged() -> None:
+    """Issue 13.1: the old leader released web (on n2) to move it to n3 and crashed before
+    placing it; the new leader places it on n3, not back on its preferred owner n2."""
+    records = _group_on_n2()
+    records += seal([draft(ev.GroupStateChanged(group="web", state="Offline", reason="admin move to n3",
+                                                moving_to="n3", request_id="r1"), by="n1")], after=records)
+    node = _node("n1", records)
+    node.start(T0)
+    node.step(m.QuorumGranted(epoch=2, lease_ms=SETTINGS.lease_ms, head_seq=len(records), sent_at=T0), T0, "quorum")
+    node.step(m.CaughtUp(head_seq=len(records)), T0, "elm:n1")
+    records = _commit_inflight(node, records)
+    for n in ("n2", "n3"):  # both applied the release: n2 provably stopped web
+        node.step(m.Heartbeat(node=n, epoch=2, applied_seq=len(records), sent_at=T0 + 2), T0 + 2, f"node:{n}")
+    moved = [d.event for d in _pending(node) if d.event.type == "GroupMoved"]
+    assert [(e.group, e.to_node) for e in moved] == [("web", "n3")]
+
+
+def test_S8c_a_follower_taking_over_keeps_its_groups_running_on_its_leader_contact() -> None:
+    """Issue 13.4: TAKING_OVER used to give no groups, so a follower that took over stopped and
+    restarted its own groups."""
+    node, records = follower()
+    placed = seal([group("web"), draft(ev.GroupMoved(group="web", from_node=None, to_node="n2", reason="placed"),
+                                       by="n1")], after=records)
+    node.step(m.Committed(records=tuple(placed)), T0, "elm:n2")
+    ack(node, sent_at=T0, now=T0 + 5)
+    assert node.running == {"web"}
+    node.step(m.ClusterExit(node="n1", epoch=1), T0 + 6, "node:n1")  # the leader left: take over
+    out = node.step(m.QuorumGranted(epoch=2, lease_ms=SETTINGS.lease_ms, head_seq=len(records) + 2,
+                                    sent_at=T0 + 6), T0 + 7, "quorum")
+    assert node.role == Role.TAKING_OVER and node.running == {"web"} and StopGroup("web") not in out
+    out = node.step(m.TimerFired(key=Timer.CONTACT), T0 + SETTINGS.detection_ms, "node:n2")
+    assert StopGroup("web") in out  # no longer than the contact it had as a follower
+
+
+def test_S21_a_leaving_node_stops_its_groups_before_it_tells_anyone() -> None:
+    """Issue 13.6: the leader takes a ClusterExit as proof the groups stopped, so every stop
+    comes before the first ClusterExit in the effects (shells carry them out in order)."""
+    node, records = follower()
+    placed = seal([group("web"), draft(ev.GroupMoved(group="web", from_node=None, to_node="n2", reason="placed"),
+                                       by="n1")], after=records)
+    node.step(m.Committed(records=tuple(placed)), T0, "elm:n2")
+    ack(node, sent_at=T0, now=T0 + 5)
+    out = node.step(_cmd("leave", "r1"), T0 + 6, "client")
+    kinds = [type(e).__name__ if not isinstance(e, Send) else type(e.msg).__name__ for e in out]
+    assert "StopGroup" in kinds and "ClusterExit" in kinds and node.role == Role.EXITED
+    assert kinds.index("StopGroup") < kinds.index("ClusterExit")
 
 
 # --- admin decisions are pure ---------------------------------------------------------------------------

@@ -88,7 +88,7 @@ def on_join_challenge(node: NodeState, msg: m.JoinChallenge, now: int, sender: s
     if msg.sponsor != _attempt(node).sponsor:
         return []
     mac = join_mac(node.identity.secret, msg.nonce, node.id, node.identity.cluster_id)
-    return [Send(m.node_addr(msg.sponsor), m.JoinResponse(node=node.id, mac=mac))]
+    return [Send(m.node_addr(msg.sponsor), m.JoinResponse(node=node.id, mac=mac, nonce=msg.nonce))]
 
 
 def on_join_refused(node: NodeState, msg: m.JoinRefused, now: int, sender: str) -> None:
@@ -127,7 +127,9 @@ def on_replaced(node: NodeState) -> None:
 def on_granted(node: NodeState, msg: m.QuorumGranted, now: int, sender: str) -> list[Effect]:
     if msg.epoch <= node.epoch:
         return []  # (a stale or duplicated grant)
-    node.become(Role.TAKING_OVER, TakingOver(started_at=now, lease_until=msg.sent_at + msg.lease_ms))
+    # A follower keeps its leader contact while it catches up: its groups keep running (issue 13).
+    node.become(Role.TAKING_OVER, TakingOver(started_at=now, lease_until=msg.sent_at + msg.lease_ms,
+                                             contact_until=node.contact_until))
     node.epoch = msg.epoch
     return [Send(m.elm_addr(node.id), m.CatchUp(target_seq=msg.head_seq))]
 

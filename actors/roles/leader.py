@@ -82,11 +82,28 @@ def _creation_drafts(node: NodeState) -> list[Draft]:
 
 
 def step_down(node: NodeState, now: int, reason: str) -> list[Effect]:
-    out = answer_waiters(node, False, None, status=503, error="leader_changed", detail=reason)
+    out = _answer_on_step_down(node, reason)
     lease_until = node.lead.lease_until
     # Our groups may run until our lease ends, no longer.
     node.become(Role.SEARCHING, Following(contact_until=lease_until, leader_heard_at=now))
     return out + [SetTimer(Timer.CONTACT, lease_until)]
+
+
+def _answer_on_step_down(node: NodeState, reason: str) -> list[Effect]:
+    """What each waiting client is told when we stop leading (issue 13). Commands still in
+    the outbox were never proposed: they did not happen. The batch in flight may be in the
+    quorum log already: outcome unknown, with the request id to look up (its events carry
+    it). Our own leave goes on whatever happens (the LEAVE timer): it is not a failure."""
+    lead = node.lead
+    inflight = lead.inflight.waiters if lead.inflight else []
+    lead.waiters, queued, lead.inflight = [], lead.waiters, None
+    out = _answer([w for w in queued if not w.carried_out_anyway], ok=False, status=503,
+                  error="leader_changed", detail=reason)
+    out += [Send(w.reply_to, m.AdminReply(request_id=w.request_id, ok=False, status=504, error="outcome_unknown",
+                                          detail=f"{reason}; look up request {w.request_id} in the log"))
+            for w in inflight if not w.carried_out_anyway]
+    anyway = [w for w in [*queued, *inflight] if w.carried_out_anyway]
+    return out + _answer(anyway, ok=True, seq=node.view.seq, detail=f"{reason}; leaving all the same")
 
 
 # --- sequencing ------------------------------------------------------------------------------------
@@ -118,14 +135,13 @@ def batch_committed(node: NodeState, batch_id: str, records: tuple, now: int) ->
         return []
     waiters = lead.inflight.waiters
     lead.inflight = None
-    return [Send(w.reply_to, m.AdminReply(request_id=w.request_id, ok=True, seq=records[-1].seq)) for w in waiters]
+    seq = records[-1].seq
+    return [Send(w.reply_to, m.AdminReply(request_id=w.request_id, ok=True, seq=seq, status=w.status, detail=w.detail))
+            for w in waiters]
 
 
-def answer_waiters(node: NodeState, ok: bool, seq: int | None, **err: Any) -> list[Effect]:
-    lead = node.lead
-    waiters = list(lead.waiters) + (list(lead.inflight.waiters) if lead.inflight else [])
-    lead.waiters = []
-    return [Send(w.reply_to, m.AdminReply(request_id=w.request_id, ok=ok, seq=seq, **err)) for w in waiters]
+def _answer(waiters: list[Waiter], **reply: Any) -> list[Effect]:
+    return [Send(w.reply_to, m.AdminReply(request_id=w.request_id, **reply)) for w in waiters]
 
 
 def on_proposal_failed(node: NodeState, msg: m.ProposalFailed, now: int, sender: str) -> list[Effect]:
@@ -175,6 +191,10 @@ def on_heartbeat(node: NodeState, msg: m.Heartbeat, now: int, sender: str) -> li
     lead = node.lead
     if msg.epoch > node.epoch:
         return step_down(node, now, f"{msg.node} knows epoch {msg.epoch}")
+    if now >= lead.lease_until:
+        # Our lease is over: an ack now would extend a follower's contact on a lease we no
+        # longer hold (issue 13). Step down; the next leader answers it.
+        return step_down(node, now, "quorum lease expired")
     if msg.fenced or msg.node == lead.suspect or msg.node in leaving_pending(node):
         # Fenced: it lost contact and stopped its groups; it must rejoin, and this heartbeat
         # is no proof of contact (if our answers do not reach it, it must be declared down).
@@ -285,8 +305,8 @@ def on_cluster_exit(node: NodeState, msg: m.ClusterExit, now: int, sender: str) 
 def leave_as_leader(node: NodeState, msg: m.AdminCommand, now: int) -> list[Effect]:
     """The leader records its own exit (nobody else may be left to), then leaves (S21)."""
     node.leaving = True
-    node.lead.outbox.append(draft(ev.NodeExited(), by=node.id, node=node.id))
-    node.lead.waiters.append(Waiter(msg.request_id, msg.reply_to))
+    node.lead.outbox.append(draft(ev.NodeExited(request_id=msg.request_id), by=node.id, node=node.id))
+    node.lead.waiters.append(Waiter(msg.request_id, msg.reply_to, carried_out_anyway=True))
     return [SetTimer(Timer.LEAVE, now + LEAVE_COMMIT_WAIT_INTERVALS * node.settings.interval_ms)]
 
 
@@ -394,10 +414,9 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
             out.append(admin.release(name, f"a resource ran out of restarts on {gv.owner}", node.id))
             continue
         if gv.owner is not None and mv.is_full_member(gv.owner):
-            target = lead.moving.get(name) or (better_preferred(group, gv.owner, mv) if group.failback else None)
+            target = better_preferred(group, gv.owner, mv) if group.failback else None
             if target not in (None, gv.owner) and mv.nodes[target].state == "Online":
-                lead.moving[name] = target
-                out.append(admin.release(name, f"moving to {target}", node.id))
+                out.append(admin.release(name, f"moving to {target}", node.id, moving_to=target))
             continue
         prev = gv.owner or gv.last_owner
         if prev is not None and not has_stopped(node, prev, name, gv.since_seq, view, now):
@@ -410,7 +429,7 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
                 reason = f"failed over {count} times in {group.failover.period_ms // 1000} s"
                 out.append(draft(ev.GroupStateChanged(group=name, state="Failed", reason=reason), by=node.id))
                 continue
-        wanted = lead.moving.pop(name, None)
+        wanted = gv.moving_to  # a durable move intent: the release named the target
         if wanted and mv.nodes.get(wanted) and mv.nodes[wanted].state == "Online":
             target = wanted
         else:  # away from the node it just failed on, unless no other node can take it
@@ -448,6 +467,9 @@ def on_admin(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> lis
     lead = node.lead
     if msg.request_id in lead.seen_requests:
         return []  # a duplicate delivery: the first copy is answered
+    committed = node.view.membership.requests.get(msg.request_id)
+    if committed is not None:  # it ran already (perhaps under an earlier leader): not twice
+        return [Send(msg.reply_to, m.AdminReply(request_id=msg.request_id, ok=True, seq=committed))]
     lead.seen_requests[msg.request_id] = None
     if len(lead.seen_requests) > SEEN_REQUESTS_MAX:
         lead.seen_requests.pop(next(iter(lead.seen_requests)))
@@ -457,10 +479,14 @@ def on_admin(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> lis
         return has_stopped(node, who, group, release_seq, view, now)
 
     decision = admin.decide(speculative_view(node), msg, leader=node.id, stopped=stopped)
-    lead.moving.update(decision.moves)
     if decision.reply is not None:
         return [Send(msg.reply_to, decision.reply)]
     if decision.drafts:  # answered once they commit; a forwarded leave is answered by the node itself
-        lead.outbox += decision.drafts
-        lead.waiters.append(Waiter(msg.request_id, msg.reply_to))
+        lead.outbox += [_traced(d, msg.request_id) for d in decision.drafts]
+        lead.waiters.append(Waiter(msg.request_id, msg.reply_to, decision.status, decision.detail))
     return list(decision.effects)
+
+
+def _traced(d: Draft, request_id: str) -> Draft:
+    """The command's request id in its events: the log answers "did it happen?" (issue 13)."""
+    return Draft(d.node, d.by, d.event.model_copy(update={"request_id": request_id}))

@@ -25,14 +25,21 @@ def on_discover(node: NodeState, msg: m.Discover, now: int, sender: str) -> list
 def on_join_request(node: NodeState, msg: m.JoinRequest, now: int, sender: str) -> list[Effect]:
     if msg.cluster_id != node.identity.cluster_id:
         return reject(node, msg.node, "wrong_cluster", now)
-    nonce = node.nonces.next()
-    node.sponsoring.challenges[msg.node] = (nonce, msg)
+    pending = node.sponsoring.challenges.get(msg.node)
+    if pending is not None and pending[1] == msg:
+        nonce = pending[0]  # a duplicate of the pending request: the same challenge again
+    else:
+        nonce = node.nonces.next()
+        node.sponsoring.challenges[msg.node] = (nonce, msg)
     return [Send(m.node_addr(msg.node), m.JoinChallenge(sponsor=node.id, nonce=nonce))]
 
 
 def on_join_response(node: NodeState, msg: m.JoinResponse, now: int, sender: str) -> list[Effect]:
-    pending = node.sponsoring.challenges.pop(msg.node, None)
-    if pending is None or node.role not in SPONSOR_ROLES:
+    pending = node.sponsoring.challenges.get(msg.node)
+    if pending is None or pending[0] != msg.nonce:
+        return []  # an answer to a challenge no longer pending (a duplicate, or stale): no verdict
+    del node.sponsoring.challenges[msg.node]
+    if node.role not in SPONSOR_ROLES:
         return []  # (a node that is no longer a sponsor forgets the challenge)
     nonce, req = pending
     cfg = node.view.config

@@ -18,6 +18,8 @@ from events import codec
 from roster.http.errors import SEQ_HEADER, ApiError, invalid, log, not_found
 from roster.http.handlers import bool_param, check_query, ctx_of, name_ok
 
+OUTCOME_UNKNOWN = "outcome_unknown"  # the leader changed mid-commit: the body names the request id
+
 ADMIN_TIMEOUT_S = 10.0  # the leader answers once the event commits; past this the client hears 503
 ADMIN_BODY_MAX_BYTES = 64 * 1024  # admin bodies are a few names; anything larger is refused (413)
 _CHALLENGE = {"WWW-Authenticate": 'Bearer realm="roster"'}
@@ -83,7 +85,10 @@ async def _run(request: web.Request, op: str, args: dict[str, Any]) -> web.Respo
         raise ApiError(503, "no_leader", f"the command could not reach the leader ({type(exc).__name__})") from None
     if not reply.ok:
         status = reply.status if 400 <= reply.status < 600 and reply.status != 500 else 502
-        raise ApiError(status, reply.error or "rejected", reply.detail or f"the leader refused {op}")
+        # outcome_unknown (504): the leader changed while the command was being committed; the
+        # request id is in its events if it happened (look it up in /v1/events).
+        extra = {"request_id": reply.request_id} if reply.error == OUTCOME_UNKNOWN else None
+        raise ApiError(status, reply.error or "rejected", reply.detail or f"the leader refused {op}", extra=extra)
     seq = reply.seq if reply.seq is not None else ctx.feed.seq
     body = {"ok": True, "op": op, "seq": seq, "replica_seq": ctx.feed.seq, **args}
     resp = web.Response(status=reply.status if 200 <= reply.status < 300 else 200,

@@ -40,10 +40,12 @@ _SLUGS = {  # aiohttp's own exceptions, as error codes
 class ApiError(Exception):
     """An error answer: HTTP status, a stable machine-readable code, and a one-line detail."""
 
-    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, status: int, error: str, detail: str, headers: dict[str, str] | None = None,
+                 extra: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.status, self.error, self.detail = status, error, detail
         self.headers = headers or {}
+        self.extra = extra or {}  # more fields of the body, e.g. the request id to look up
 
 
 def invalid(detail: str) -> ApiError:
@@ -54,8 +56,9 @@ def not_found(error: str, detail: str) -> ApiError:
     return ApiError(404, error, detail)
 
 
-def json_error(status: int, error: str, detail: str, seq: int, headers: dict[str, str] | None = None) -> web.Response:
-    body = codec.dumps({"error": error, "detail": detail, "seq": seq})
+def json_error(status: int, error: str, detail: str, seq: int, headers: dict[str, str] | None = None,
+               extra: dict[str, str] | None = None) -> web.Response:
+    body = codec.dumps({"error": error, "detail": detail, "seq": seq, **(extra or {})})
     resp = web.Response(status=status, body=body, content_type="application/json")
     resp.headers[SEQ_HEADER] = str(seq)
     if headers:
@@ -69,7 +72,7 @@ def make_middleware(seq_of: SeqSource) -> Callable[[web.Request, Handler], Await
         try:
             return await handler(request)
         except ApiError as exc:
-            return json_error(exc.status, exc.error, exc.detail, seq_of(request), exc.headers)
+            return json_error(exc.status, exc.error, exc.detail, seq_of(request), exc.headers, exc.extra)
         except web.HTTPException as exc:
             if exc.status < 400:
                 raise  # redirects and 304s are answers, not errors

@@ -26,7 +26,7 @@ from events.log import EventLog
 from projections.state import ClusterState
 from roster.datadir import read_secret
 from roster.latency import LatencyHistogram
-from roster.ray_runtime.shell import EffectRunner, now_ms
+from roster.ray_runtime.shell import EffectRunner, now_ms, wall_ms
 
 log = logging.getLogger("roster.actors")
 
@@ -60,7 +60,7 @@ class QuorumActor:
         s = ProtocolSettings(**settings)
         secret = read_secret(Path(data_dir) / "secret.key")  # to check acquire proofs (S8b)
         self.core = QuorumCore(lease_ms=s.lease_ms, secret=secret, records=list(self.log.iter_from(1)),
-                               epoch=owner["epoch"], owner=owner["owner"], now=now_ms())
+                               epoch=owner["epoch"], owner=owner["owner"], now=now_ms(), wall_ms=wall_ms)
         self.shell = EffectRunner("quorum", self.core.step, persist=self._persist)
         self.append_hist = LatencyHistogram()  # read by the leader's /metrics (log="quorum")
 

@@ -9,6 +9,7 @@ stepped. Messages are one-way actor calls; a peer that is gone is like a lost me
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import time
 from typing import Any, Awaitable, Callable
@@ -25,7 +26,20 @@ HANDLE_TTL_S = 2.0
 log = logging.getLogger("roster.shell")
 
 
+# Protocol time: monotonic, so an NTP step cannot move a lease, a contact or a timer. It is
+# anchored to the wall clock once, at process start, so it reads like epoch milliseconds and
+# keeps growing across restarts (the Quorum refuses an acquire proof older than the last one).
+_WALL_AT_START_MS = int(time.time() * 1000)
+_MONOTONIC_AT_START_NS = time.monotonic_ns()
+
+
 def now_ms() -> int:
+    """Every deadline the cores compute (leases, contact, timers) uses this clock."""
+    return _WALL_AT_START_MS + (time.monotonic_ns() - _MONOTONIC_AT_START_NS) // 1_000_000
+
+
+def wall_ms() -> int:
+    """The wall clock: only for the envelope's `ts` (the Quorum stamps it)."""
     return int(time.time() * 1000)
 
 
@@ -63,7 +77,7 @@ class Router:
 class EffectRunner:
     def __init__(self, address: str, step: Callable[[m.Message, int, str], list],
                  persist: Callable[[Any], None] | None = None,
-                 on_group: Callable[[str, bool], None] | None = None,
+                 on_group: Callable[[str, bool], Awaitable[None] | None] | None = None,
                  on_stop: Callable[[str], Awaitable[None]] | None = None,
                  local: dict[str, Callable[[m.Message], bool]] | None = None) -> None:
         self.address = address
@@ -116,7 +130,12 @@ class EffectRunner:
             await asyncio.to_thread(self._persist, e)
         elif isinstance(e, (StartGroup, StopGroup)):
             if self._on_group is not None:
-                self._on_group(e.group, isinstance(e, StartGroup))
+                # Carried out before the next effect: a StopGroup has finished (bounded by the
+                # resource's stop timeout) before a later Send, e.g. a leaving node's
+                # ClusterExit, which the leader takes as proof the groups stopped (S21).
+                done = self._on_group(e.group, isinstance(e, StartGroup))
+                if inspect.isawaitable(done):
+                    await done
         elif isinstance(e, StopService):
             if self._on_stop is not None:
                 await self._on_stop(e.reason)

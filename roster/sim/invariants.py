@@ -1,11 +1,21 @@
 """DESIGN §4 invariants, checked by the simulator after every step.
 
 1. At most one node acts as leader per epoch; epochs only grow.
-2. Every replica is a prefix of the quorum log; no acknowledged append is lost.
-3. Equal seq ⇒ equal projection digest, on every node.
+2. Every replica is a prefix of the quorum log; no acknowledged append is lost. Reply
+   accounting: every `ok` the cluster sent a client is in the quorum log (admin events carry
+   the request id) and every definite failure is not, ever (`outcome_unknown` is neither).
+   A leave is exempt from the `ok` side: the node answers before its exit is logged (S21).
+3. Equal seq ⇒ equal projection digest, on every replica and on the view every Node core
+   decides from (compared with the quorum log's prefix of the same seq).
 4. A group runs on at most one node, and its committed owner is Online or Paused.
-5. A planned exit never triggers a regroup (an unexpected failure does: see the story tests).
-6. Liveness: after faults heal, every live added member is Online within a bound (`check_liveness`).
+5. A planned exit never triggers a regroup; an unexpected failure always does: a member that
+   crashed and stays down is declared down (NodeDown, or queued by the leader) once one
+   leader has led for `regroup_bound_ms` since the crash.
+6. Liveness: after the last fault heals (and the last restart the scenario planned), every
+   live added member is Online or Paused *and serving* — its core leads or follows, every
+   group is placed (if any node is Online) and runs exactly on its owner — within
+   SERVING_BOUND_INTERVALS heartbeat intervals (`expect_serving`), and still at the end
+   (`check_liveness`).
 """
 
 from __future__ import annotations
@@ -13,11 +23,19 @@ from __future__ import annotations
 from typing import Any
 
 from actors import messages as m
+from actors.node_state import ACTIVE_ROLES, STOPPED_ROLES
 from actors.roles import leader as leader_role
 from events.codec import GENESIS_HASH, check_chain
 from projections import state as proj
 from projections.state import ClusterState
 from roster.sim.world import World
+
+
+OUTCOME_UNKNOWN = "outcome_unknown"  # neither ok nor failed: the client looks the request id up
+OK_EXEMPT_OPS = frozenset({"leave"})  # answered by the leaving node before its NodeExited commits (S21)
+GONE_EVENTS = frozenset({"NodeDown", "NodeExited", "NodeEvicted"})
+REGROUP_SLACK_INTERVALS = 3  # past the failover bound: a miss check, a regroup already under way
+SERVING_BOUND_INTERVALS = 40  # invariant 6: serving within this many intervals of the last heal
 
 
 class InvariantViolation(AssertionError):
@@ -39,6 +57,23 @@ class InvariantChecker:
         self.digests: dict[int, str] = {}
         self.replica_heads: dict[str, int] = {}
         self.exit_heard: set[tuple[str, int]] = set()  # (exited node, epoch of the leader that heard it)
+        # Reply accounting (invariant 2).
+        self.logged_requests: set[str] = set()
+        self.failed_requests: dict[str, str] = {}  # request id -> the error the client was told
+        self.replies_checked = 0
+        # Node views (invariant 3): (node, incarnation) -> the (seq, hash) last checked.
+        self.view_heads: dict[tuple[str, int], tuple[int, str]] = {}
+        # Unexpected failures (invariant 5): who is down since when, and who leads since when.
+        s = world.settings
+        self.regroup_bound_ms = s.failover_bound_ms + REGROUP_SLACK_INTERVALS * s.interval_ms
+        self.up_as: dict[str, str] = {}  # server -> its core's role when last seen up
+        self.crashed: dict[str, tuple[int, int]] = {}  # server -> (crash time, quorum seq then)
+        self.gone_at: dict[str, int] = {}  # node -> seq of its latest NodeDown/NodeExited/NodeEvicted
+        self.leader_since: dict[tuple[str, int], int] = {}
+        # Liveness with a bound (invariant 6), armed by `expect_serving`.
+        self.serving_from: int | None = None
+        self.serving_members: set[str] = set()
+        self.serving_at: int | None = None
         world.observers.append(self)
 
     def fail(self, invariant: int, detail: str) -> None:
@@ -49,6 +84,10 @@ class InvariantChecker:
         self._quorum_log(world)
         self._replicas(world)
         self._groups_running(world)
+        self._replies(world)
+        self._node_views(world)
+        self._failures_regroup(world)
+        self._serving(world)
         if isinstance(msg, m.ClusterExit) and addr.startswith("node:"):
             core = world._core(addr)
             if core is not None and core.role == "leader" and not leader_role.queued(core, msg.node, "NodeDown"):
@@ -82,8 +121,10 @@ class InvariantChecker:
                 self.fail(2, f"quorum record {r.seq} breaks the hash chain")
             prev = r.hash
         self.quorum_checked = self.acked_head = len(records)
-        proj.apply_in_place(self.quorum_state, fresh)
-        self._record_digest("quorum", self.quorum_state)
+        for r in fresh:  # a digest at every seq: each node view is compared with its own prefix
+            proj.apply_in_place(self.quorum_state, [r])
+            self._record_digest("quorum", self.quorum_state)
+            self._logged(r)
         self._groups_owned(fresh)
         self._no_regroup_on_exit(fresh)
 
@@ -92,6 +133,47 @@ class InvariantChecker:
         seen = self.digests.setdefault(state.seq, digest)
         if seen != digest:
             self.fail(3, f"{who} at seq {state.seq} has digest {digest}, another replica {seen}")
+
+    def _logged(self, r: Any) -> None:
+        request_id = getattr(r.event, "request_id", None)
+        if request_id is not None:
+            self.logged_requests.add(request_id)
+            if request_id in self.failed_requests:
+                self.fail(2, f"request {request_id} was answered {self.failed_requests[request_id]} "
+                             f"but its {r.event.type} committed at seq {r.seq}")
+        if r.event.type in GONE_EVENTS and r.node is not None:
+            self.gone_at[r.node] = r.seq
+
+    def _replies(self, world: World) -> None:
+        """Reply accounting: what each client was told against what the quorum log holds."""
+        for reply in world.replies_sent[self.replies_checked:]:
+            rid, op = reply.request_id, world.admin_ops.get(reply.request_id, "?")
+            if reply.ok and op not in OK_EXEMPT_OPS and rid not in self.logged_requests:
+                self.fail(2, f"{op} {rid} was answered ok (seq {reply.seq}) but is not in the quorum log")
+            if not reply.ok and reply.error != OUTCOME_UNKNOWN:
+                if rid in self.logged_requests:
+                    self.fail(2, f"{op} {rid} was answered {reply.error} but is in the quorum log")
+                self.failed_requests.setdefault(rid, f"{reply.status} {reply.error}")
+        self.replies_checked = len(world.replies_sent)
+
+    def _node_views(self, world: World) -> None:
+        """Invariant 3 on the view each Node core decides from, not only on the replicas: every
+        core in an active role (a joiner may still hold another history, S17, until replaced)."""
+        quorum = world.qdisk.records
+        for s in world.servers.values():
+            if not s.up or s.node is None or s.node.view.seq == 0 or s.node.role not in ACTIVE_ROLES:
+                continue
+            view, key = s.node.view, (s.node_id, s.incarnation)
+            head = (view.seq, view.hash)
+            if self.view_heads.get(key) == head:
+                continue
+            self.view_heads[key] = head
+            if view.seq > len(quorum) or quorum[view.seq - 1].hash != view.hash:
+                self.fail(3, f"{s.node_id}'s node view at seq {view.seq} is not a prefix of the quorum log")
+            digest = view.digest()
+            if digest != self.digests.get(view.seq):
+                self.fail(3, f"{s.node_id}'s node view at seq {view.seq} has digest {digest}, "
+                             f"the quorum log {self.digests.get(view.seq)}")
 
     def _replicas(self, world: World) -> None:
         quorum = world.qdisk.records
@@ -105,6 +187,80 @@ class InvariantChecker:
                 self.fail(2, f"{s.node_id}'s replica at seq {head} is not a prefix of the quorum log")
             if s.up and s.elm is not None and s.elm.head_seq == head:
                 self._record_digest(s.node_id, s.elm.state)
+
+    def _failures_regroup(self, world: World) -> None:
+        """Invariant 5, second half: an unexpected failure always regroups. A member that
+        crashed (not one that stopped itself: left or evicted) and stays down must be declared
+        down once one leader has led for `regroup_bound_ms` since the crash."""
+        now, mv = world.elapsed, self.quorum_state.membership
+        for s in world.servers.values():
+            if s.up and s.node is not None:
+                self.up_as[s.node_id] = s.node.role
+                self.crashed.pop(s.node_id, None)
+            elif s.node_id in self.up_as:
+                role = self.up_as.pop(s.node_id)
+                if role not in STOPPED_ROLES and mv.is_full_member(s.node_id):
+                    self.crashed[s.node_id] = (now, len(world.qdisk.records))
+        leaders = set(world.leaders())
+        self.leader_since = {k: self.leader_since.get(k, now) for k in leaders}
+        for node_id, (crashed_at, seq) in list(self.crashed.items()):
+            if self.gone_at.get(node_id, 0) > seq or not mv.is_full_member(node_id):
+                del self.crashed[node_id]
+                continue
+            for (lid, epoch), since in self.leader_since.items():
+                core = world._core(m.node_addr(lid))
+                if now - max(crashed_at, since) < self.regroup_bound_ms or core is None:
+                    continue
+                if not any(leader_role.queued(core, node_id, t) for t in GONE_EVENTS):
+                    self.fail(5, f"{node_id} crashed at {crashed_at} ms and is still down, but {lid} "
+                                 f"(leading epoch {epoch} since {since} ms) has not declared it down")
+
+    # --- invariant 6 with a bound ---------------------------------------------------------------------
+    def expect_serving(self, from_ms: int, members: set[str]) -> None:
+        """From `from_ms` on (the last fault healed, the last restart done), every member
+        must be serving within SERVING_BOUND_INTERVALS intervals."""
+        self.serving_from, self.serving_members, self.serving_at = from_ms, set(members), None
+
+    @property
+    def serving_bound_ms(self) -> int:
+        return SERVING_BOUND_INTERVALS * self.world.settings.interval_ms
+
+    def _serving(self, world: World) -> None:
+        if self.serving_from is None or self.serving_at is not None or world.elapsed < self.serving_from:
+            return
+        missing = self.not_serving(world)
+        if not missing:
+            self.serving_at = world.elapsed
+        elif world.elapsed > self.serving_from + self.serving_bound_ms:
+            self.fail(6, f"{SERVING_BOUND_INTERVALS} intervals after {self.serving_from} ms not serving: "
+                         f"{'; '.join(missing[:3])}")
+
+    def not_serving(self, world: World) -> list[str]:
+        """Why the cluster is not serving yet (empty when every member is)."""
+        mv, cfg = self.quorum_state.membership, self.quorum_state.config
+        out: list[str] = []
+        for node_id in sorted(self.serving_members):
+            if not cfg.is_member(node_id):
+                continue
+            s, n = world.servers[node_id], mv.nodes.get(node_id)
+            role = s.node.role if s.up and s.node is not None else "down"
+            if n is None or not mv.is_full_member(node_id) or role not in ("leader", "follower"):
+                out.append(f"{node_id} is {n.state if n else 'absent'} with its core {role}")
+        if not world.leaders():
+            out.append("no leader")
+        online = any(n.state == "Online" for n in mv.nodes.values())
+        for g in sorted(mv.groups.values(), key=lambda g: g.name):
+            if g.owner is None and online:
+                out.append(f"group {g.name} is not placed")
+            elif g.owner is not None and world.running.get(g.name, set()) != {g.owner}:
+                out.append(f"group {g.name} runs on {sorted(world.running.get(g.name, set()))}, owner {g.owner}")
+        return out
+
+    def check_serving_reached(self) -> None:
+        if self.serving_from is not None and self.serving_at is None:
+            if self.world.elapsed >= self.serving_from + self.serving_bound_ms:
+                self.fail(6, f"not serving {SERVING_BOUND_INTERVALS} intervals after {self.serving_from} ms: "
+                             f"{'; '.join(self.not_serving(self.world)[:3])}")
 
     def _groups_running(self, world: World) -> None:
         """Invariant 4 in simulated real time. A group with resources runs wherever one of its

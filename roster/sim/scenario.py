@@ -40,6 +40,7 @@ class RunResult:
     detection_ms: list[int] = field(default_factory=list)
     steps: int = 0
     messages: int = 0
+    serving_after_ms: int | None = None  # invariant 6: from the last heal/restart to every member serving
     log: list[str] = field(default_factory=list)
     options: SimOptions | None = None
 
@@ -63,6 +64,7 @@ class Scenario:
         self.detection_ms: list[int] = []
         self.live_downs = 0
         self._seen_records = 0
+        self.last_restart_at = 0  # the latest restart the scenario planned (invariant 6 counts from it)
         self.world.observers.append(self._watch_downs)
 
     # --- the story -------------------------------------------------------------------------------
@@ -87,6 +89,7 @@ class Scenario:
             settled_seq = len(w.qdisk.records)
             w.run_until(self.duration_ms)
             # Every member is expected back: nodes that left restart, evicted ones are added again.
+            self.checker.check_serving_reached()
             check_liveness(w, set(self.ids), settled_seq)
         except InvariantViolation as exc:
             violation = exc
@@ -148,7 +151,9 @@ class Scenario:
             self._admin("group-move", group=f"g{self.rng.randrange(self.options.groups)}", node=n)
         elif n != self.ids[0]:  # a planned leave, then the service starts again later (S19, S21)
             self._admin("leave", node=n)
-            self.world.schedule(self.world.elapsed + self.rng.randint(500, 3000), lambda n=n: self._restart_if_down(n))
+            back_at = self.world.elapsed + self.rng.randint(500, 3000)
+            self.last_restart_at = max(self.last_restart_at, back_at)
+            self.world.schedule(back_at, lambda n=n: self._restart_if_down(n))
 
     def _restart_if_down(self, n: str) -> None:
         s = self.world.servers[n]
@@ -223,8 +228,11 @@ class Scenario:
         for n in self.ids:
             if n in state.config.evicted and not state.config.is_member(n):
                 self._admin("add-node", node=n)  # S20: an evicted node returns only when added again
+        restart_at = w.elapsed + 2 * self.settings.interval_ms
         for n in self.ids:
-            w.schedule(w.elapsed + 2 * self.settings.interval_ms, lambda n=n: self._restart_crashed(n))
+            w.schedule(restart_at, lambda n=n: self._restart_crashed(n))
+        # Invariant 6 with a bound: counted from the last heal or planned restart, whichever is later.
+        self.checker.expect_serving(max(restart_at, self.last_restart_at), set(self.ids))
 
     # --- the report ----------------------------------------------------------------------------------
     def _result(self, violation: InvariantViolation | None) -> RunResult:
@@ -235,7 +243,11 @@ class Scenario:
                          regroups=regroups, failovers=failovers, false_downs=self.live_downs,
                          detection_ms=list(self.detection_ms),
                          steps=self.world.steps, messages=self.world.messages, log=self.world.log_lines,
-                         options=self.options)
+                         options=self.options, serving_after_ms=self._serving_after())
+
+    def _serving_after(self) -> int | None:
+        c = self.checker
+        return None if c.serving_at is None or c.serving_from is None else c.serving_at - c.serving_from
 
     def write_logs(self, out: Path) -> None:
         """The run's quorum log and every replica, in the real log format (for `roster replay`)."""

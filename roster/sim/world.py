@@ -75,6 +75,10 @@ class World:
         self.observers: list[Callable[[World, str, Any], None]] = []
         self.admin_replies: dict[str, m.AdminReply] = {}
         self.resources = SimResources(self, self.rng)  # what runs where, in simulated real time
+        # Reply accounting (invariant 2): every command a client sent, and every answer the
+        # cluster sent to a client (as sent: a reply the network then loses was still given).
+        self.admin_ops: dict[str, str] = {}
+        self.replies_sent: list[m.AdminReply] = []
         self.log_lines: list[str] = []
 
     # --- setup ------------------------------------------------------------------------------
@@ -126,6 +130,8 @@ class World:
 
     def send(self, src: str, dst: str, msg: m.Message) -> None:
         self.messages += 1
+        if dst == CLIENT and isinstance(msg, m.AdminReply):
+            self.replies_sent.append(msg)
         for delay in self.net.deliveries(src, dst):
             self._push(self.now + delay, "msg", (src, dst, msg, self._incarnation_of(dst)))
 
@@ -241,6 +247,7 @@ class World:
     # --- admin, as a client would ---------------------------------------------------------------------
     def admin(self, via: str, op: str, request_id: str, **args: Any) -> None:
         cmd = m.AdminCommand(op=op, args=args, request_id=request_id, reply_to=CLIENT)  # type: ignore[arg-type]
+        self.admin_ops[request_id] = op
         self.send(CLIENT, m.node_addr(via), cmd)
 
     # --- views for checks and reports ------------------------------------------------------------------
