@@ -33,6 +33,7 @@ from prometheus_client import Histogram
 from prometheus_client.core import GaugeMetricFamily
 
 from actors import messages as m
+from actors.node_state import Following, LeaderState
 from events.record import Record
 from roster.http.handlers import unknown_leader_view
 from roster.http.metrics import SnapshotCollector
@@ -119,14 +120,16 @@ class NodeObserver:
     def _after_step(self, msg: m.Message, now: int, core: Any) -> None:
         if core.role != "leader" and self.last_hb_ms:
             self.last_hb_ms.clear()  # stepped down: a former leader's times would go stale silently
+        state = core.role_state  # the role's own state object (actors/node_state.py)
         if isinstance(msg, m.Heartbeat):
-            if core.role == "leader" and getattr(core, "last_hb", {}).get(msg.node) == now:  # accepted
+            if isinstance(state, LeaderState) and state.last_hb.get(msg.node) == now:  # accepted
                 prev = self.last_hb_ms.get(msg.node)
                 if prev is not None and now >= prev:
                     self.gap.labels(msg.node).observe((now - prev) / 1000)
                 self.last_hb_ms[msg.node] = now
         elif isinstance(msg, m.HeartbeatAck):
-            if core.leader == msg.leader and core.leader_heard_at == now and now >= msg.sent_at:  # accepted
+            heard_at = state.leader_heard_at if isinstance(state, Following) else None
+            if core.leader == msg.leader and heard_at == now and now >= msg.sent_at:  # accepted
                 self.rtt.observe((now - msg.sent_at) / 1000)
 
     def _on_committed(self, records: Iterable[Record], now: int, leading: bool) -> None:
