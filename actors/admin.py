@@ -21,6 +21,7 @@ from events.record import Draft, draft
 from projections.state import ClusterState
 
 EVICT_REASON_MAX_CHARS = 200
+STOP_REASON = "cluster stopping"  # what an operator filters a whole-cluster stop by
 
 __all__ = ["NAME_MAX_CHARS", "NAME_PATTERN", "Decision", "StopProof", "decide", "release"]
 
@@ -155,6 +156,20 @@ def _group_delete(ctx: Context, msg: m.AdminCommand) -> Decision:
     return accept([draft(ev.GroupDeleted(group=name), by=ctx.leader)])
 
 
+def _stop_cluster(ctx: Context, msg: m.AdminCommand) -> Decision:
+    """A planned stop of the whole cluster (sent before every node leaves): each placed group
+    goes offline once, saying why, and none is placed again until the next start. Without it
+    every leave would move the groups on to the nodes still up, through every node."""
+    mv = ctx.view.membership
+    if mv.stopping:
+        return Decision(reply=m.AdminReply(request_id=msg.request_id, ok=True, seq=ctx.view.seq,
+                                           detail="the cluster is already stopping"))
+    drafts = [draft(ev.ClusterStopping(), by=ctx.leader)]
+    drafts += [release(name, STOP_REASON, ctx.leader) for name in sorted(mv.groups)
+               if mv.groups[name].owner is not None]
+    return accept(drafts)
+
+
 _OPS: dict[str, Callable[[Context, m.AdminCommand], Decision]] = {
     "add-node": _add_node,
     "pause": _pause,
@@ -168,6 +183,7 @@ _OPS: dict[str, Callable[[Context, m.AdminCommand], Decision]] = {
     "group-offline": admin_groups.group_offline,
     "group-apply": admin_groups.group_apply,
     "resource-restart": admin_groups.resource_restart,
+    "stop-cluster": _stop_cluster,
 }
 
 

@@ -284,7 +284,7 @@ class ResourceStopped(Message):
 # --- Admin ----------------------------------------------------------------------------------
 AdminOp = Literal[
     "add-node", "pause", "resume", "evict", "leave",
-    "group-create", "group-move", "group-delete",
+    "group-create", "group-move", "group-delete", "stop-cluster",
     "group-online", "group-offline", "group-apply", "resource-restart",
 ]
 

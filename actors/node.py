@@ -33,6 +33,7 @@ __all__ = ["ACTIVE_ROLES", "STOPPED_ROLES", "CreateSpec", "NodeCore", "NodeIdent
 
 # Messages a leader of an older epoch sent: every role drops them, before its step.
 EPOCH_CHECKED = (m.HeartbeatAck, m.NotMember, m.RegroupPoll)
+TICK_EARLY_FRACTION = 4  # a tick less than interval / 4 before its time is one that fired early
 
 Handler = Callable[[Any, Any, int, str], list[Effect]]
 TimerHandler = Callable[[Any, int], list[Effect]]
@@ -165,9 +166,18 @@ def _no_leader(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> l
 def on_timer(node: NodeState, msg: m.TimerFired, now: int, sender: str) -> list[Effect]:
     key = Timer(msg.key)
     if key == Timer.TICK:
-        return [SetTimer(Timer.TICK, now + node.settings.interval_ms)] + TICK[node.role](node, now)
+        return [SetTimer(Timer.TICK, next_tick_at(now, node.settings.interval_ms))] + TICK[node.role](node, now)
     handler = TIMERS[node.role].get(key)
     return handler(node, now) if handler is not None else []
+
+
+def next_tick_at(now: int, interval_ms: int) -> int:
+    """Ticks (a follower's heartbeats) keep a fixed schedule, the multiples of the interval: a
+    tick that fired late does not push the next one later, so lateness never adds up into a
+    gap the leader would count as a miss. A tick that fired just before its time (a shell's
+    clocks differ by a little) skips to the one after instead of firing twice."""
+    at = (now // interval_ms + 1) * interval_ms
+    return at + interval_ms if at - now < interval_ms // TICK_EARLY_FRACTION else at
 
 
 def _on_leave_timer(node: NodeState, now: int) -> list[Effect]:

@@ -201,6 +201,14 @@ class GroupDeleted(AdminEvent):
     group: str
 
 
+class ClusterStopping(AdminEvent):
+    """A planned stop of the whole cluster began (`roster down`, Ctrl-C of `roster up`): each
+    group went offline once and none is placed again until the next leader takes the quorum."""
+
+    type: Literal["ClusterStopping"] = "ClusterStopping"
+    reason: str = "cluster stopping"
+
+
 class SettingsChanged(Event):
     type: Literal["SettingsChanged"] = "SettingsChanged"
     changes: dict[str, int]
@@ -209,7 +217,7 @@ class SettingsChanged(Event):
 # --- resources: configuration (folded into the ConfigDatabase) -----------------------------
 
 
-class ResourceAdded(Event):
+class ResourceAdded(AdminEvent):
     """A resource joined its group's ordered list (validated by `actors.resource_types`)."""
 
     type: Literal["ResourceAdded"] = "ResourceAdded"
@@ -217,7 +225,7 @@ class ResourceAdded(Event):
     spec: ResourceSpec
 
 
-class ResourceChanged(Event):
+class ResourceChanged(AdminEvent):
     """A resource's spec was replaced; it keeps its place in the group's order."""
 
     type: Literal["ResourceChanged"] = "ResourceChanged"
@@ -225,13 +233,13 @@ class ResourceChanged(Event):
     spec: ResourceSpec
 
 
-class ResourceRemoved(Event):
+class ResourceRemoved(AdminEvent):
     type: Literal["ResourceRemoved"] = "ResourceRemoved"
     group: str
     resource: str
 
 
-class GroupPolicyChanged(Event):
+class GroupPolicyChanged(AdminEvent):
     """A group's failover policy (WSFC FailoverThreshold / FailoverPeriod)."""
 
     type: Literal["GroupPolicyChanged"] = "GroupPolicyChanged"
@@ -241,7 +249,7 @@ class GroupPolicyChanged(Event):
     failback: bool | None = None  # None: unchanged
 
 
-class GroupOfflineRequested(Event):
+class GroupOfflineRequested(AdminEvent):
     """An admin took the group offline: its owner stops it and it is placed nowhere until
     an admin brings it online (WSFC: a group taken offline is not failed over)."""
 
@@ -249,7 +257,7 @@ class GroupOfflineRequested(Event):
     group: str
 
 
-class GroupOnlineRequested(Event):
+class GroupOnlineRequested(AdminEvent):
     """An admin brought the group (back) online: a Failed or offline group is placed by its
     policy again, and its failover count starts over."""
 
@@ -257,7 +265,7 @@ class GroupOnlineRequested(Event):
     group: str
 
 
-class ResourceRestartRequested(Event):
+class ResourceRestartRequested(AdminEvent):
     """An admin asked for a restart in place; the owner stops and starts the resource
     (not counted against its restart threshold)."""
 
@@ -353,6 +361,7 @@ AnyEvent = Annotated[
         ResourceFailed,
         ResourceRestarted,
         ResourceOffline,
+        ClusterStopping,
     ],
     Field(discriminator="type"),
 ]

@@ -57,6 +57,7 @@ class MembershipView:
     # Recent admin request ids -> the seq of their last record, oldest first: a new leader
     # answers a retried command from here instead of running it twice.
     requests: dict[str, int] = field(default_factory=dict)
+    stopping: bool = False  # ClusterStopping until the next QuorumAcquired: place no group
 
     def copy(self) -> MembershipView:
         return replace(self, nodes=dict(self.nodes), groups=dict(self.groups), requests=dict(self.requests))
@@ -96,6 +97,8 @@ class MembershipView:
         }
         if self.requests:  # (absent while empty: a log without request ids keeps its old digests)
             out["requests"] = dict(self.requests)
+        if self.stopping:  # absent when false: older digests stand
+            out["stopping"] = True
         return out
 
     @classmethod
@@ -111,7 +114,8 @@ class MembershipView:
                                  g.get("moving_to"))
             for g in d["groups"]
         }
-        return cls(d["epoch"], d["leader"], nodes, groups, d["seq"], d["hash"], d["ts"], dict(d.get("requests", {})))
+        return cls(d["epoch"], d["leader"], nodes, groups, d["seq"], d["hash"], d["ts"],
+                   requests=dict(d.get("requests", {})), stopping=d.get("stopping", False))
 
     def digest(self) -> str:
         return digest_of(self.to_dict())
@@ -146,6 +150,7 @@ def _node_added(view: MembershipView, r: Record) -> None:
 
 def _quorum_acquired(view: MembershipView, r: Record) -> None:
     view.epoch, view.leader = r.epoch, r.node
+    view.stopping = False  # a new start: groups are placed by their policies again
     o = _node(view, r)
     if o.state in MEMBER_STATES:
         view.nodes[o.id] = NodeView(o.id, o.state, o.since_seq, "quorum acquired", o.incarnation, 0, o.evicted)
@@ -244,6 +249,10 @@ def _group_deleted(view: MembershipView, r: Record) -> None:
     view.groups.pop(r.event.group, None)  # type: ignore[attr-defined]
 
 
+def _cluster_stopping(view: MembershipView, r: Record) -> None:
+    view.stopping = True
+
+
 def _no_change(view: MembershipView, r: Record) -> None:
     """Config-only and audit events (auth, sync, rejection): the view only moves its seq."""
 
@@ -266,6 +275,7 @@ _HANDLERS: dict[str, Handler] = {
     "GroupStateChanged": _group_state_changed,
     "GroupDeleted": _group_deleted,
     "GroupOnlineRequested": _group_online_requested,
+    "ClusterStopping": _cluster_stopping,
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)

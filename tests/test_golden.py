@@ -53,6 +53,7 @@ def test_golden_records_reencode_byte_for_byte():
         assert codec.check_chain(prev, rec)
         prev = rec.hash
     assert {codec.loads(line)["type"] for line in lines} == set(ev.EVENT_TYPES), "the fixture covers every type"
+    assert any(b'"moving_to":' in line for line in lines) and any(b'"request_id":' in line for line in lines)
 
 
 # --- the upcaster hook ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors import messages as m
+from actors.node_state import Following, LeaderState
 from events import types as t
 from events.record import Record
 from roster.history_gen import make_history
@@ -74,7 +75,8 @@ async def test_issue12_s6_http_duration_by_route_method_and_status():
 
 
 def leader_core(**last_hb: int) -> SimpleNamespace:
-    return SimpleNamespace(role="leader", leader="n1", last_hb=dict(last_hb), leader_heard_at=0)
+    """What the observer reads of a NodeCore: its role, its leader and the role's real state object."""
+    return SimpleNamespace(role="leader", leader="n1", role_state=LeaderState(since=0, lease_until=0, last_hb=dict(last_hb)))
 
 
 def test_issue12_s6_heartbeat_gap_and_node_down_detection_as_the_leader_sees_it(monkeypatch):
@@ -82,7 +84,7 @@ def test_issue12_s6_heartbeat_gap_and_node_down_detection_as_the_leader_sees_it(
     core = leader_core()
     o.core = core
     for at in (T0_MS, T0_MS + 300, T0_MS + 650):
-        core.last_hb["n2"] = at  # the core accepted it (what NodeCore does for a member's heartbeat)
+        core.role_state.last_hb["n2"] = at  # the core accepted it (what NodeCore does for a member's heartbeat)
         o.after_step(m.Heartbeat(node="n2", epoch=1, applied_seq=5, sent_at=at - 1), at, core)
     rejected_at = T0_MS + 700  # not accepted (NotMember, fenced ...): no gap, no new last heartbeat
     o.after_step(m.Heartbeat(node="n2", epoch=1, applied_seq=5, sent_at=rejected_at), rejected_at, core)
@@ -116,7 +118,7 @@ def test_issue12_s6_failover_duration_from_the_committed_records():
 
 def test_issue12_s6_round_trip_measured_by_the_follower():
     o = NodeObserver("n2")
-    core = SimpleNamespace(role="follower", leader="n1", last_hb={}, leader_heard_at=T0_MS + 4)
+    core = SimpleNamespace(role="follower", leader="n1", role_state=Following(contact_until=0, leader_heard_at=T0_MS + 4))
     o.core = core
     o.after_step(m.HeartbeatAck(leader="n1", epoch=1, committed_seq=9, sent_at=T0_MS), T0_MS + 4, core)
     stale = m.HeartbeatAck(leader="n1", epoch=0, committed_seq=9, sent_at=T0_MS)  # the core ignored it

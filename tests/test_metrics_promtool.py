@@ -21,6 +21,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors import messages as m
+from actors.node_state import LeaderState
 from events import types as t
 from roster.history_gen import make_history
 from roster.http.app import create_app
@@ -54,12 +55,12 @@ def test_issue12_s6_example_scrape_config_and_alert_rules_pass_promtool():
 def populated_observer() -> NodeObserver:
     """An observer as a leader's would be after a heartbeat run, a crash and a failover."""
     o = NodeObserver("n01")
-    core = SimpleNamespace(role="leader", leader="n01", last_hb={}, leader_heard_at=0)
+    core = SimpleNamespace(role="leader", leader="n01", role_state=LeaderState(since=0, lease_until=0))
     o.core = core
     for at in (T0_MS, T0_MS + 1000):
-        core.last_hb["n02"] = at
+        core.role_state.last_hb["n02"] = at
         o.after_step(m.Heartbeat(node="n02", epoch=1, applied_seq=1, sent_at=at), at, core)
-        core.last_hb["n03"] = at
+        core.role_state.last_hb["n03"] = at
         o.after_step(m.Heartbeat(node="n03", epoch=1, applied_seq=1, sent_at=at), at, core)
     o.on_committed([record(90, T0_MS + 6000, t.NodeDown(reason="regroup"), "n03"),
                     record(91, T0_MS + 6010, t.GroupMoved(group="web", from_node="n03", to_node="n02",

@@ -268,13 +268,18 @@ def test_invariant1_a_leader_that_hears_a_newer_epoch_steps_down() -> None:
 
 def test_S22_the_leader_counts_misses_as_bounded_events() -> None:
     node, _ = leader()
-    node.step(m.TimerFired(key=Timer.MISSES), T0 + SETTINGS.interval_ms, "node:n1")
     lead = node.lead
+    due = T0 + SETTINGS.interval_ms + SETTINGS.grace_ms
+    # one interval without a heartbeat is not yet a miss: it must be overdue by the grace
+    node.step(m.TimerFired(key=Timer.MISSES), due - 1, "node:n1")
+    pending = [*(lead.inflight.drafts if lead.inflight else ()), *lead.outbox]
+    assert not [d for d in pending if d.event.type == "HeartbeatMissed"]
+    node.step(m.TimerFired(key=Timer.MISSES), due, "node:n1")
     pending = [*(lead.inflight.drafts if lead.inflight else ()), *lead.outbox]
     missed = [(d.node, d.event.count) for d in pending if d.event.type == "HeartbeatMissed"]
     assert missed == [("n2", 1)]
     # the same instant again: not a second miss (a miss is counted once per interval)
-    node.step(m.TimerFired(key=Timer.MISSES), T0 + SETTINGS.interval_ms, "node:n1")
+    node.step(m.TimerFired(key=Timer.MISSES), due, "node:n1")
     pending = [*(lead.inflight.drafts if lead.inflight else ()), *lead.outbox]
     assert sum(d.event.type == "HeartbeatMissed" for d in pending) == 1
 

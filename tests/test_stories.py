@@ -924,3 +924,57 @@ def test_S21_invariant4_leader_leaving_with_a_group_never_runs_it_twice():
               and "web" in running_on(w, sim.owner("web")), 5000, what="web on a remaining node")
     assert sim.node_state(leader) == "Offline"
     assert not [r for r in sim.events("Regrouped") if leader in r.event.down]
+
+
+# --- what a miss means (issue 12) ------------------------------------------------------------------
+IDLE_RUN_MS = 60_000
+TIMER_LATE_MS = 5  # 5 % of the 100 ms interval: a host's ordinary scheduling jitter
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_S22_idle_cluster_with_late_timers_logs_no_heartbeat_miss(seed):
+    """S22: a miss is a heartbeat that did not come. A healthy idle 3-node cluster whose timers
+    all fire up to 5 % of an interval late logs no HeartbeatMissed in 60 s (before the fix a
+    follower's next heartbeat was timed from its late tick, and the leader counted a miss the
+    instant one interval had passed: several misses a minute)."""
+    sim = build_sim(["n1", "n2", "n3"], seed=seed)
+    sim.world.timer_late_max_ms = TIMER_LATE_MS
+    create_and_join(sim)
+    _group(sim, "g1", ["n2"])
+    seq0 = len(sim.world.qdisk.records)
+    sim.run_for(IDLE_RUN_MS)
+    after = sim.world.qdisk.records[seq0:]
+    assert [r.node for r in after if r.event.type == "HeartbeatMissed"] == []
+    assert not [r for r in after if r.event.type in ("Regrouped", "NodeDown", "GroupMoved")]
+    assert all(sim.node_state(n) == "Online" for n in sim.ids)
+
+
+def test_S21_invariant5_a_node_told_to_leave_while_its_admission_commits_is_recorded_as_exited():
+    """S21, invariant 5 (found by the 7-node sweep, seed 397): a rejoining node was told to leave
+    while the leader was appending its NodeJoined. Its ClusterExit reached the leader before that
+    commit, so the leader did not record the exit; once admitted, the silent node was regrouped
+    out as a failure. The exit is now recorded right after the NodeJoined on its way."""
+    sim = build_sim(["n1", "n2", "n3"])
+    create_and_join(sim)
+    sim.world.crash_server("n3")
+    sim.until(lambda: sim.node_state("n3") == "Offline", 2000, what="n3 down")
+    seq0 = len(sim.world.qdisk.records)
+    w = sim.world
+    told: list[int] = []
+
+    def leave_when_approved(world, addr, msg):
+        if addr == "node:n1" and isinstance(msg, m.JoinApproved) and msg.joiner == "n3" and not told:
+            told.append(world.elapsed)  # n3 is told at once: its ClusterExit beats the commit
+            cmd = m.AdminCommand(op="leave", args={"node": "n3"}, request_id="leave-while-joining", reply_to="client")
+            world.admin_ops[cmd.request_id] = cmd.op  # a client's command: its answer is accounted (invariant 2)
+            world._dispatch("node:n3", "client", cmd)
+
+    w.observers.append(leave_when_approved)
+    w.start_server("n3")
+    sim.until(lambda: not w.servers["n3"].up, 3000, what="n3 left")
+    sim.run_for(3 * DETECTION_MS)
+    after = w.qdisk.records[seq0:]
+    mine = [r.event.type for r in after if r.node == "n3" and r.event.type in ("NodeJoined", "NodeExited", "NodeDown")]
+    assert told and mine == ["NodeJoined", "NodeExited"]
+    assert not [r for r in after if r.event.type == "Regrouped" and "n3" in r.event.down]
+    assert sim.node_state("n3") == "Offline" and "exited" in sim.state().membership.nodes["n3"].reason

@@ -49,9 +49,10 @@ def on_heartbeat_ack(node: NodeState, msg: m.HeartbeatAck, now: int, sender: str
     out: list[Effect] = []
     if msg.committed_seq > node.view.seq:  # a push was lost: fetch what we miss
         out.append(Send(m.elm_addr(node.id), m.CatchUp(target_seq=msg.committed_seq)))
-    # The leader heard us at or after `sent_at`; it waits detection + regroup past its
-    # last heartbeat before moving our groups, so we may run them until sent_at + detection.
-    until = msg.sent_at + node.settings.detection_ms
+    # The leader heard us at or after `sent_at`; it waits detection past its last heartbeat
+    # before moving our groups, so we may run them until sent_at + detection, shortened by the
+    # clock-drift bound (our clock may run slow against the leader's).
+    until = msg.sent_at + node.settings.contact_ms
     if until > f.contact_until:
         f.contact_until = until
         out.append(SetTimer(Timer.CONTACT, until))

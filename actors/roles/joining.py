@@ -127,8 +127,10 @@ def on_replaced(node: NodeState) -> None:
 def on_granted(node: NodeState, msg: m.QuorumGranted, now: int, sender: str) -> list[Effect]:
     if msg.epoch <= node.epoch:
         return []  # (a stale or duplicated grant)
-    # A follower keeps its leader contact while it catches up: its groups keep running (issue 13).
-    node.become(Role.TAKING_OVER, TakingOver(started_at=now, lease_until=msg.sent_at + msg.lease_ms,
+    # Shortened like every renewal; a follower keeps its leader contact while it catches up:
+    # its groups keep running (issue 13).
+    lease_until = msg.sent_at + node.settings.trusted_lease_ms(msg.lease_ms)
+    node.become(Role.TAKING_OVER, TakingOver(started_at=now, lease_until=lease_until,
                                              contact_until=node.contact_until))
     node.epoch = msg.epoch
     return [Send(m.elm_addr(node.id), m.CatchUp(target_seq=msg.head_seq))]

@@ -23,7 +23,6 @@ from events.record import Draft, Record, draft
 from projections import state as proj
 from projections.state import ClusterState
 
-MISS_CHECKS_PER_INTERVAL = 4
 SEEN_REQUESTS_MAX = 1000
 RENEWS_PER_LEASE = 6  # lease 3 intervals: a renewal every half interval
 LEAVE_COMMIT_WAIT_INTERVALS = 2
@@ -175,8 +174,9 @@ def on_lease_timer(node: NodeState, now: int) -> list[Effect]:
 
 def on_lease_renewed(node: NodeState, msg: m.LeaseRenewed, now: int, sender: str) -> list[Effect]:
     lead = node.lead
-    if msg.epoch == node.epoch and msg.sent_at + node.settings.lease_ms > lead.lease_until:
-        lead.lease_until = msg.sent_at + node.settings.lease_ms
+    # The Quorum times the lease on its own clock: we trust it for the drift-shortened span.
+    if msg.epoch == node.epoch and msg.sent_at + node.settings.lease_belief_ms > lead.lease_until:
+        lead.lease_until = msg.sent_at + node.settings.lease_belief_ms
         # Wake exactly when the lease would end, so our groups stop then and not a tick later.
         return [SetTimer(Timer.LEASE, lead.lease_until)]
     return []
@@ -216,14 +216,17 @@ def on_heartbeat(node: NodeState, msg: m.Heartbeat, now: int, sender: str) -> li
 
 
 def count_misses(node: NodeState, now: int) -> list[Effect]:
+    """A miss is a heartbeat that did not come: miss k of member n is counted once
+    `now - last_hb[n]` reaches k intervals plus the grace (followers send on a fixed schedule,
+    so a heartbeat sent a little late by its timer or the network is not a miss)."""
     lead = node.lead
-    interval, limit = node.settings.interval_ms, node.settings.heartbeat_misses_before_regroup
+    limit = node.settings.heartbeat_misses_before_regroup
     out: list[Effect] = []
     for n in others(node):
         if n in node.exits_seen:
             continue
         count = lead.misses.get(n, 0)
-        if now - lead.last_hb.get(n, lead.since) < interval * (count + 1):
+        if now < _miss_due(node, n, count):
             continue
         count += 1
         lead.misses[n] = count
@@ -234,11 +237,19 @@ def count_misses(node: NodeState, now: int) -> list[Effect]:
     return out + _next_miss_check(node, now)
 
 
+def _miss_due(node: NodeState, member: str, count: int) -> int:
+    """When the member's next miss (number count + 1) is due."""
+    lead, s = node.lead, node.settings
+    return lead.last_hb.get(member, lead.since) + s.interval_ms * (count + 1) + s.grace_ms
+
+
 def _next_miss_check(node: NodeState, now: int) -> list[Effect]:
-    """Check for misses a few times per interval, so a miss is counted at most a fraction
-    of an interval after it is due (one check per interval would add up to a whole one)."""
-    step = max(node.settings.interval_ms // MISS_CHECKS_PER_INTERVAL, 1)
-    return [SetTimer(Timer.MISSES, now + step)]
+    """Wake exactly when the next miss is due (so counting adds no lag), and at least once an
+    interval: a member admitted meanwhile is due no sooner than an interval after it joined."""
+    lead = node.lead
+    due = [_miss_due(node, n, lead.misses.get(n, 0)) for n in others(node) if n not in node.exits_seen]
+    at = min([now + node.settings.interval_ms, *due])
+    return [SetTimer(Timer.MISSES, max(at, now + 1))]
 
 
 def start_regroup(node: NodeState, now: int, reason: str) -> list[Effect]:
@@ -298,7 +309,11 @@ def queued(node: NodeState, who: str, type_name: str) -> bool:
 def on_cluster_exit(node: NodeState, msg: m.ClusterExit, now: int, sender: str) -> None:
     """A planned leave: record it and move its groups. No regroup."""
     node.exits_seen.add(msg.node)
-    if node.view.membership.is_full_member(msg.node) and msg.node not in leaving_pending(node):
+    if msg.node in leaving_pending(node):
+        return
+    # A node that leaves while its NodeJoined is on its way (it was told to leave while joining)
+    # is a member once that commits: record its exit right after, or it is taken for failed.
+    if node.view.membership.is_full_member(msg.node) or queued(node, msg.node, "NodeJoined"):
         node.lead.outbox.append(draft(ev.NodeExited(), by=node.id, node=msg.node))
 
 
@@ -399,6 +414,8 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
     groups move in the same batch that declares it down: the timing rule already proves it.
     """
     lead, mv, cfg = node.lead, view.membership, view.config
+    if mv.stopping:
+        return []  # a planned stop of the whole cluster: groups wait, Offline, for the next start
     load = load_of(mv)
     out: list[Draft] = []
     for name in sorted(cfg.groups):
@@ -439,9 +456,22 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
             continue
         if target is not None:
             load[target] = load.get(target, 0) + 1
-        reason = "failover" if gv.owner is not None else ("moved" if wanted else "placed")
+        reason = move_reason(mv, gv.owner, prev, wanted is not None)
         out.append(draft(ev.GroupMoved(group=name, from_node=gv.owner, to_node=target, reason=reason), by=node.id))
     return out
+
+
+def move_reason(mv: Any, owner: str | None, prev: str | None, wanted: bool) -> str:
+    """Why a group moves, in words an operator filters the log by: `failover` only after its
+    owner was declared down; `planned leave`, `evicted`, `drain` for the planned causes."""
+    gone = mv.nodes.get(owner or prev or "")
+    if gone is not None and gone.evicted:
+        return "evicted"
+    if owner is not None:  # its owner stopped being a member without releasing it first
+        return "planned leave" if gone is not None and gone.reason.startswith("exited") else "failover"
+    if gone is not None and gone.state == "Paused" and "drain" in gone.reason:
+        return "drain"
+    return "moved" if wanted else "placed"
 
 
 def has_stopped(node: NodeState, who: str, group: str, release_seq: int, view: ClusterState, now: int) -> bool:
@@ -455,11 +485,15 @@ def has_stopped(node: NodeState, who: str, group: str, release_seq: int, view: C
         return group not in node.running and (committed is None or committed.owner != node.id)
     if who in node.exits_seen:
         return True  # an exiting node stops its groups before it says so
+    gone = view.membership.nodes.get(who)
+    if gone is not None and gone.state == "Offline" and gone.reason.startswith("exited"):
+        return True  # the log says it exited (it stops its groups before it tells: issue 13)
     if view.membership.is_full_member(who) and lead.applied.get(who, 0) >= release_seq \
             and group not in lead.running_on.get(who, frozenset()):
         return True  # it applied the release and its heartbeat says nothing of the group runs there
-    # Silent for interval x misses: its leader contact ran out, so it fenced itself (S8c).
-    return now - lead.last_hb.get(who, lead.since) >= node.settings.detection_ms
+    # Silent for interval x misses: its leader contact ran out, so it fenced itself (S8c); the
+    # grace more covers its contact timer firing late (its contact already allows for drift).
+    return now - lead.last_hb.get(who, lead.since) >= node.settings.detection_ms + node.settings.grace_ms
 
 
 # --- admin commands ------------------------------------------------------------------------------------
@@ -488,5 +522,8 @@ def on_admin(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> lis
 
 
 def _traced(d: Draft, request_id: str) -> Draft:
-    """The command's request id in its events: the log answers "did it happen?" (issue 13)."""
+    """The command's request id in its events: the log answers "did it happen?" (issue 13).
+    (Only an AdminEvent has the field; a copy with an unknown field would be a malformed event.)"""
+    if not isinstance(d.event, ev.AdminEvent):
+        return d
     return Draft(d.node, d.by, d.event.model_copy(update={"request_id": request_id}))

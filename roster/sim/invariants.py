@@ -74,6 +74,10 @@ class InvariantChecker:
         self.serving_from: int | None = None
         self.serving_members: set[str] = set()
         self.serving_at: int | None = None
+        self.join_attempt: dict[str, tuple[int, int]] = {}  # server -> (process incarnation, attempt)
+        self.was_joining: dict[str, bool] = {}
+        self.admitted: dict[str, tuple[int, int]] = {}  # member -> the join attempt that admitted it
+        self.admissions_checked = 0
         world.observers.append(self)
 
     def fail(self, invariant: int, detail: str) -> None:
@@ -88,6 +92,7 @@ class InvariantChecker:
         self._node_views(world)
         self._failures_regroup(world)
         self._serving(world)
+        self._one_admission_per_join(world)
         if isinstance(msg, m.ClusterExit) and addr.startswith("node:"):
             core = world._core(addr)
             if core is not None and core.role == "leader" and not leader_role.queued(core, msg.node, "NodeDown"):
@@ -293,6 +298,31 @@ class InvariantChecker:
                 wrong = {n for n in r.event.down if (n, r.epoch) in self.exit_heard}
                 if wrong:
                     self.fail(5, f"regroup at seq {r.seq} declared {sorted(wrong)} down after their ClusterExit")
+
+
+    def _one_admission_per_join(self, world: World) -> None:
+        """Invariant 5 (S13-S18): a join admits its node once. A join attempt starts when a
+        process starts or a running one goes back to JOINING; a second NodeJoined for the
+        same attempt while the first still stands (no NodeDown, NodeExited or NodeEvicted
+        between them) is a double admission."""
+        for s in world.servers.values():
+            joining = s.up and s.node is not None and s.node.role == "joining"
+            inc, attempt = self.join_attempt.get(s.node_id, (0, 0))
+            if s.incarnation != inc:
+                inc, attempt = s.incarnation, 0
+            if joining and not self.was_joining.get(s.node_id, False):
+                attempt += 1
+            self.join_attempt[s.node_id] = (inc, attempt)
+            self.was_joining[s.node_id] = joining
+        records = world.qdisk.records
+        for r in records[self.admissions_checked:]:
+            if r.event.type in ("NodeDown", "NodeExited", "NodeEvicted"):
+                self.admitted.pop(r.node, None)
+            elif r.event.type == "NodeJoined" and r.node in self.join_attempt:
+                if self.admitted.get(r.node) == self.join_attempt[r.node]:
+                    self.fail(5, f"{r.node} admitted twice in one join attempt (NodeJoined at seq {r.seq})")
+                self.admitted[r.node] = self.join_attempt[r.node]
+        self.admissions_checked = len(records)
 
 
 def check_liveness(world: World, expected_members: set[str], settled_seq: int) -> None:

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass
 
 FAULT_KINDS = ("crash", "partition", "loss", "delay", "dup", "torn")
 SWARM_FAULT_ON_PROBABILITY = 0.6  # each kind is on in about this share of swarm seeds
+SWARM_TIMER_LATE_MAX_MS = 20  # a fifth of the simulator's 100 ms interval: inside the 25 ms grace
+SWARM_DRIFT_MAX_PPM = 10_000  # the protocol's default drift bound (actors/settings.py)
 OPTIONS_SALT = "roster-sim-options"  # a separate stream: drawing options never shifts the world's RNG
 
 
@@ -41,6 +43,11 @@ class SimOptions:
     resource_hang_per_s: float = 0.0  # its health check times out while it lives on (hang)
     resource_slow_start_max_ms: int = 0  # a start may take this much longer (slow start)
     bad_command_probability: float = 0.0  # a resource whose command does not exist (never starts)
+    # Faults of the hosts rather than the network (off in the classic mix):
+    timer_late_max_ms: int = 0  # every timer fires late by a random 0..this many ms (a loaded host)
+    pause_gap_ms: int = 0  # mean gap between two process pauses of one server; 0: no pauses
+    pause_max_detections: float = 0.0  # a pause lasts up to this many detection times
+    clock_drift_ppm: int = 0  # each server's clock runs at a rate within 1 ± this (parts per million)
 
     def __post_init__(self) -> None:
         unknown = set(self.faults) - set(FAULT_KINDS)
@@ -59,7 +66,16 @@ class SimOptions:
         gap_min = rng.randint(100, 800)
         loss_max = rng.uniform(0.05, 0.5)
         dup_max = rng.uniform(0.05, 0.5)
+        # Drawn after every older option, so those stay what they were for each seed.
+        timer_late = rng.randint(0, SWARM_TIMER_LATE_MAX_MS)
+        pauses = rng.random() < SWARM_FAULT_ON_PROBABILITY
+        pause_gap, pause_max = rng.randint(1000, 6000), rng.uniform(0.2, 2.0)
+        drift = rng.randint(0, SWARM_DRIFT_MAX_PPM) if rng.random() < SWARM_FAULT_ON_PROBABILITY else 0
         return cls(
+            timer_late_max_ms=timer_late,
+            pause_gap_ms=pause_gap if pauses else 0,
+            pause_max_detections=pause_max if pauses else 0.0,
+            clock_drift_ppm=drift,
             faults=tuple(faults) if faults is not None else drawn,
             fault_gap_min_ms=gap_min,
             fault_gap_max_ms=gap_min + rng.randint(100, 2500),

@@ -72,6 +72,7 @@ class Scenario:
         w = self.world
         for n in self.ids:
             w.add_server(n)
+        self._host_faults()
         w.start_quorum()
         w.start_server(self.ids[0], create=CreateSpec("sim-cluster", f"sim-{self.seed}", tuple(self.ids)))
         for n in self.ids[1:]:
@@ -81,6 +82,8 @@ class Scenario:
         self._plan_workload(heal_at)
         if self.faults:
             self._plan_faults(heal_at)
+        if self.options.pause_gap_ms:
+            self._plan_pauses(heal_at)
         w.schedule(heal_at, self._heal)
         violation = None
         settle_ms = SETTLE_INTERVALS * self.settings.interval_ms
@@ -161,6 +164,29 @@ class Scenario:
             self.world.start_server(n)
 
     # --- faults ----------------------------------------------------------------------------------
+    def _host_faults(self) -> None:
+        """Late timers and clock drift, for the whole run (drawn only when on: the classic mix
+        leaves the world's RNG where it was, so old seeds replay exactly)."""
+        w, o = self.world, self.options
+        w.timer_late_max_ms = o.timer_late_max_ms
+        if o.clock_drift_ppm:
+            e = o.clock_drift_ppm / 1_000_000
+            # Each clock near an edge of the bound, fast or slow: the worst pairs are in every run.
+            for s in w.servers.values():
+                s.clock_rate = 1 + e * self.rng.choice((-1, 1)) * self.rng.uniform(0.5, 1.0)
+            w.quorum_clock_rate = 1 + e * self.rng.choice((-1, 1)) * self.rng.uniform(0.5, 1.0)
+
+    def _plan_pauses(self, until_ms: int) -> None:
+        """Process pauses (GC, SIGSTOP): one server's cores get nothing for a while, then go on
+        with the beliefs they had; what arrived meanwhile is delivered in order."""
+        w, det = self.world, self.settings.detection_ms
+        t = 1500
+        while t < until_ms:
+            length = self.rng.randint(1, max(1, int(det * self.options.pause_max_detections)))
+            n = self.rng.choice(self.ids)
+            w.schedule(t, lambda n=n, length=length: w.pause_server(n, w.elapsed + length))
+            t += self.rng.randint(self.options.pause_gap_ms // 2, self.options.pause_gap_ms * 2)
+
     def _plan_faults(self, until_ms: int) -> None:
         t = 1500
         while t < until_ms:

@@ -42,6 +42,9 @@ class Server:
     elm: EventLogManagerCore | None = None
     up: bool = False
     incarnation: int = 0  # bumps on every (re)start: stale timers and messages are ignored
+    paused_until: int = 0  # a process pause: nothing reaches its cores before this (global ms)
+    clock_rate: float = 1.0  # its clock runs at this rate against the world's (drift)
+    watchdog_stopped: set[str] = field(default_factory=set)  # groups stopped while it was paused
 
 
 @dataclass
@@ -80,6 +83,9 @@ class World:
         self.admin_ops: dict[str, str] = {}
         self.replies_sent: list[m.AdminReply] = []
         self.log_lines: list[str] = []
+        self.timer_late_max_ms = 0  # every timer fires late by a random 0..this many ms
+        self.quorum_clock_rate = 1.0
+        self.pauses = 0
 
     # --- setup ------------------------------------------------------------------------------
     def add_server(self, node_id: str, secret: bytes = b"cluster-secret") -> Server:
@@ -89,18 +95,19 @@ class World:
 
     def start_quorum(self) -> None:
         self.quorum = QuorumCore(lease_ms=self.settings.lease_ms, secret=self.quorum_secret, records=list(self.qdisk.records),
-                                 epoch=self.qdisk.epoch, owner=self.qdisk.owner, now=self.now)
+                                 epoch=self.qdisk.epoch, owner=self.qdisk.owner, now=self.local_now(m.QUORUM))
         self.quorum_up = True
 
     def start_server(self, node_id: str, *, create: CreateSpec | None = None, peers: tuple[str, ...] = ()) -> None:
         s = self.servers[node_id]
         s.incarnation += 1
         s.up = True
+        s.paused_until, s.watchdog_stopped = 0, set()
         ident = NodeIdentity(node_id, self.cluster_id, s.secret, peers or tuple(sorted(self.servers)))
         s.elm = EventLogManagerCore(node_id, self.settings, list(s.replica))
         entropy = self.rng.getrandbits(128).to_bytes(16, "big")
         s.node = NodeCore(ident, self.settings, entropy=entropy, records=list(s.replica), create=create)
-        self._run_effects(m.node_addr(node_id), s.node.start(self.now))
+        self._run_effects(m.node_addr(node_id), s.node.start(self.local_now(m.node_addr(node_id))))
 
     def crash_server(self, node_id: str, *, torn: bool = False) -> None:
         s = self.servers[node_id]
@@ -112,6 +119,62 @@ class World:
         self.resources.server_died(node_id)
         if torn and s.replica:
             s.replica.pop()  # the last write never reached the disk whole; open() cuts it
+
+    # --- clocks: each server's runs at its own rate (drift), from the same origin ----------------
+    def _rate(self, addr: str) -> float:
+        if addr in (m.QUORUM, CLIENT):
+            return self.quorum_clock_rate if addr == m.QUORUM else 1.0
+        s = self.servers.get(addr.split(":", 1)[1])
+        return s.clock_rate if s else 1.0
+
+    def local_now(self, addr: str) -> int:
+        """The time `addr`'s clock shows now: what its core is handed as `now`."""
+        rate = self._rate(addr)
+        return self.now if rate == 1.0 else EPOCH_BASE_MS + int(self.elapsed * rate)
+
+    def global_at(self, addr: str, local_ms: int) -> int:
+        """When `addr`'s clock will show `local_ms` (the first world ms at which it does)."""
+        rate = self._rate(addr)
+        if rate == 1.0:
+            return local_ms
+        at = EPOCH_BASE_MS + int((local_ms - EPOCH_BASE_MS) / rate)
+        while EPOCH_BASE_MS + int((at - EPOCH_BASE_MS) * rate) < local_ms:
+            at += 1
+        return at
+
+    # --- a process pause (GC, SIGSTOP, a VM descheduled) ----------------------------------------
+    def pause_server(self, node_id: str, until_elapsed: int) -> None:
+        """Nothing reaches the server's cores until then; deliveries and timers queue up. Its
+        services are stopped by a watchdog at the deadline its node last computed (the stop
+        must not depend on the paused process's own event loop)."""
+        s = self.servers[node_id]
+        if not s.up or s.node is None or self.now < s.paused_until:
+            return
+        self.pauses += 1
+        s.paused_until = EPOCH_BASE_MS + until_elapsed
+        addr = m.node_addr(node_id)
+        deadline = max(s.node.contact_until, s.node.lease_until)
+        incarnation = s.incarnation
+        if s.node.running and deadline:
+            self._push(max(self.global_at(addr, deadline), self.now), "call",
+                       lambda: self._watchdog(node_id, incarnation))
+
+    def _watchdog(self, node_id: str, incarnation: int) -> None:
+        s = self.servers[node_id]
+        if s.incarnation != incarnation or not s.up or s.node is None or self.now >= s.paused_until:
+            return
+        keep = s.node.desired_groups(self.local_now(m.node_addr(node_id)))
+        for group, servers in self.running.items():
+            if node_id in servers and group not in keep:
+                servers.discard(node_id)
+                s.watchdog_stopped.add(group)
+                self.log_lines.append(f"{self.elapsed}ms {node_id} watchdog stopped {group} (paused)")
+
+    def _paused(self, addr: str) -> Server | None:
+        if addr in (m.QUORUM, CLIENT):
+            return None
+        s = self.servers.get(addr.split(":", 1)[1])
+        return s if s is not None and self.now < s.paused_until else None
 
     def crash_quorum(self) -> None:
         self.quorum_up, self.quorum = False, None
@@ -165,6 +228,10 @@ class World:
     def _fire_timer(self, addr: str, key: str, gen: int) -> None:
         if self._timers.get((addr, key)) != gen:
             return
+        paused = self._paused(addr)
+        if paused is not None:  # fires when the process runs again
+            self._push(paused.paused_until, "timer", (addr, key, gen))
+            return
         self._dispatch(addr, addr, m.TimerFired(key=key))
 
     def _deliver(self, src: str, dst: str, msg: m.Message, incarnation: int) -> None:
@@ -173,6 +240,10 @@ class World:
         if dst == CLIENT:
             if isinstance(msg, m.AdminReply):
                 self.admin_replies[msg.request_id] = msg
+            return
+        paused = self._paused(dst)
+        if paused is not None:  # queued in the paused process, in arrival order
+            self._push(paused.paused_until, "msg", (src, dst, msg, incarnation))
             return
         self._dispatch(dst, src, msg)
 
@@ -189,9 +260,19 @@ class World:
         core = self._core(addr)
         if core is None:
             return
-        effects = core.step(msg, self.now, sender)
+        if addr.startswith("node:"):
+            self._report_watchdog_stops(core, addr)
+        effects = core.step(msg, self.local_now(addr), sender)
         self._run_effects(addr, effects)
         self._observe(addr, msg)
+
+    def _report_watchdog_stops(self, core: NodeCore, addr: str) -> None:
+        """The shell tells a resumed node which of its services the watchdog stopped, so it
+        starts them again only if it still may."""
+        s = self.servers[addr.split(":", 1)[1]]
+        if s.watchdog_stopped:
+            core.running -= s.watchdog_stopped
+            s.watchdog_stopped = set()
 
     def _observe(self, addr: str, msg: Any) -> None:
         for obs in self.observers:
@@ -205,7 +286,10 @@ class World:
             elif isinstance(e, SetTimer):
                 gen = self._timers.get((addr, e.key), 0) + 1
                 self._timers[(addr, e.key)] = gen
-                self._push(max(e.at_ms, self.now), "timer", (addr, e.key, gen))
+                at = max(self.global_at(addr, e.at_ms), self.now)
+                if self.timer_late_max_ms:  # a loaded host: the timer fires a little late
+                    at += self.rng.randint(0, self.timer_late_max_ms)
+                self._push(at, "timer", (addr, e.key, gen))
             elif isinstance(e, Persist):
                 self._persist(addr, e.records)
             elif isinstance(e, PersistOwnership):
