@@ -21,7 +21,7 @@ def run_until(node: NodeState) -> int:
 
 
 def desired_groups(node: NodeState, now: int) -> set[str]:
-    if not node.view.membership.is_full_member(node.id) or now >= run_until(node):
+    if node.leaving or not node.view.membership.is_full_member(node.id) or now >= run_until(node):
         return set()
     return set(node.view.membership.groups_of(node.id))
 

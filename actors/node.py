@@ -76,7 +76,10 @@ class NodeCore(NodeState):
             out += leader.flush(self, now)
         out += sync_groups(self, now)
         # (a leader's own reports join its outbox here and go out with its next batch)
-        return out + group_runner.flush_reports(self, resend=isinstance(msg, m.TimerFired) and msg.key == Timer.TICK)
+        out += group_runner.flush_reports(self, resend=isinstance(msg, m.TimerFired) and msg.key == Timer.TICK)
+        if exiting.ready_to_exit(self, now):  # a decided leave, and our groups have stopped
+            out += exiting.leave(self, now)
+        return out
 
     def desired_groups(self, now: int) -> set[str]:
         return desired_groups(self, now)
@@ -135,8 +138,8 @@ def _log_following(node: NodeState, now: int, fresh: bool) -> list[Effect]:
 
 def _log_any(node: NodeState, now: int, fresh: bool) -> list[Effect]:
     me = node.view.membership.nodes.get(node.id)
-    if node.leaving and me is not None and me.state == "Offline":
-        return exiting.leave(node, now)  # our NodeExited is committed: now tell the others and go
+    if node.leaving and me is not None and me.state == "Offline" and node.exit_at is None:
+        return exiting.begin_exit(node, now)  # our NodeExited is committed: stop, then tell and go
     return []
 
 
@@ -153,7 +156,7 @@ def _admin(role_handler: Handler) -> Handler:
             if node.role == Role.LEADER and not node.leaving:
                 return leader.leave_as_leader(node, msg, now)
             reply = m.AdminReply(request_id=msg.request_id, ok=True, seq=node.view.seq)
-            return [Send(msg.reply_to, reply)] + exiting.leave(node, now)
+            return [Send(msg.reply_to, reply)] + exiting.begin_exit(node, now)
         return role_handler(node, msg, now, sender)
     return handle
 
@@ -181,8 +184,9 @@ def next_tick_at(now: int, interval_ms: int) -> int:
 
 
 def _on_leave_timer(node: NodeState, now: int) -> list[Effect]:
-    # Our NodeExited did not commit in time: leave all the same.
-    return exiting.leave(node, now) if node.leaving else []
+    # Our NodeExited did not commit in time: leave all the same (once stopped: `ready_to_exit`).
+    # A stop bound running out needs nothing here: the step's end sees it.
+    return exiting.begin_exit(node, now) if node.leaving and node.exit_at is None else []
 
 
 def _ignore(node: NodeState, msg: m.Message, now: int, sender: str) -> list[Effect]:

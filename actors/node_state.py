@@ -46,7 +46,7 @@ class Timer(StrEnum):
     """Every timer a node sets. A StrEnum, so a shell can use the key as a string."""
 
     TICK = "tick"  # every heartbeat interval: the role's periodic work
-    LEAVE = "leave"  # a leaving leader's bounded wait for its own NodeExited
+    LEAVE = "leave"  # a leaving leader's bounded wait for its own NodeExited; then the bound on stopping
     CONTACT = "contact"  # a follower's leader contact runs out: re-check the groups
     DISCOVERY = "discovery"  # nobody answered Discover: form the cluster (S5)
     MISSES = "misses"  # leader: count heartbeat misses a few times per interval
@@ -231,6 +231,7 @@ class NodeState:
         self.runner = RunnerState()
         self.stopped_reason: str | None = None
         self.leaving = False
+        self.exit_at: int | None = None  # a decided leave: tell the others once stopped, or at this time
         self.fenced = False  # lost the leader and stopped our groups; cleared by rejoining
         self.discovery_attempts = 0  # rotates the discovery slice across attempts
         self.sponsoring = SponsorState()

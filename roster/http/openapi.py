@@ -134,12 +134,56 @@ SSE_EVENT: dict[str, Any] = {
 }
 
 
+def _group_schemas() -> dict[str, Any]:
+    failure = {"anyOf": [{"type": "null"}, _obj({"phase": {"type": "string", "enum": ["start", "run", "probe"]},
+                                                 "reason": {"type": "string"}, "exit_code": {"type": ["integer", "null"]},
+                                                 "seq": SEQ, "node": {"type": "string"}})]}
+    resource = _obj({"name": {"type": "string"}, "type": {"type": "string"},
+                     "depends_on": {"type": "array", "items": {"type": "string"}},
+                     "state": {"type": "string", "enum": ["Online", "Offline", "Failed", "Starting"]},
+                     "owner": NULLABLE_STR, "attempt": INT, "restarts": INT, "endpoint": NULLABLE_STR,
+                     "last_failure": failure, "since_seq": SEQ,
+                     "health": _obj({"interval_ms": INT, "timeout_ms": INT}),
+                     "restart": _obj({"threshold": INT, "period_ms": INT, "delay_ms": INT}),
+                     "start_timeout_ms": INT, "stop_timeout_ms": INT})
+    return {
+        "GroupResource": resource,
+        "GroupDetail": _obj({"name": {"type": "string"}, "seq": SEQ, "hash": {"type": "string"},
+                             "owner": NULLABLE_STR, "state": {"type": "string", "enum": ["Online", "Offline", "Failed"]},
+                             "preferred_owners": {"type": "array", "items": {"type": "string"}},
+                             "failback": {"type": "boolean"}, "failover": _obj({"threshold": INT, "period_ms": INT}),
+                             "created_seq": SEQ, "resources": {"type": "array", "items": _ref("GroupResource")},
+                             "endpoint": NULLABLE_STR}),
+    }
+
+
+def _svc_paths() -> dict[str, Any]:
+    """/svc/{group}/{path}: any of these methods, forwarded to the group's service as it comes."""
+    params = [{"name": "group", "in": "path", "required": True, "schema": NAME},
+              {"name": "path", "in": "path", "required": True, "schema": {"type": "string"},
+               "description": "The rest of the path, forwarded as is (may hold '/')"}]
+    responses = {"default": {"description": "The service's own answer, streamed as it sent it"},
+                 "404": _json(_ref("Error"), "No such group"),
+                 "503": _json(_ref("Error"), "The group has no Online service endpoint (moving, offline, "
+                                             "failed): retry after Retry-After seconds")}
+
+    def op(method: str) -> dict[str, Any]:
+        out: dict[str, Any] = {"summary": f"{method.upper()} forwarded to the group's service, wherever it runs",
+                               "parameters": params, "responses": responses}
+        if method in ("post", "put", "patch"):
+            out["requestBody"] = {"required": False, "content": {"*/*": {"schema": {}}}}
+        return out
+
+    return {"/svc/{group}/{path}": {m: op(m) for m in ("get", "post", "put", "patch", "delete")}}
+
+
 def _schemas() -> dict[str, Any]:
     head = {"seq": SEQ, "hash": {"type": "string"}}
     cluster = {"cluster": NULLABLE_STR, "cluster_id": NULLABLE_STR}
     return {
         "Error": _obj({"error": {"type": "string"}, "detail": {"type": "string"}, "seq": SEQ}),
         **_node_schemas(),
+        **_group_schemas(),
         "Membership": _obj({**cluster, **head, "ts": NULLABLE_STR, "epoch": INT, "leader": NULLABLE_STR,
                             "nodes": {"type": "array", "items": _ref("MembershipNode")},
                             "groups": {"type": "array", "items": _ref("MembershipGroup")}}),
@@ -223,7 +267,10 @@ def _paths() -> dict[str, Any]:
         "/v1/nodes/{id}/leave": _admin("Make a node leave the cluster (S21)", [_path("id")]),
         "/v1/groups": _admin("Create a resource group", [], "GroupCreate"),
         "/v1/groups/{name}/move": _admin("Move a group to an Online node", [_path("name")], "GroupMove"),
-        "/v1/groups/{name}": _admin("Delete a group", [_path("name")], method="delete"),
+        "/v1/groups/{name}": {**_admin("Delete a group", [_path("name")], method="delete"),
+                              **_read("A group, its resources and their states (owner, restarts, last failure)",
+                                      "GroupDetail", [_path("name"), *state], (304, 404, 422, 504))},
+        **_svc_paths(),
     }
 
 

@@ -7,7 +7,7 @@ from typing import Awaitable, Callable, NamedTuple
 
 from aiohttp import web
 
-from roster.http import admin_routes, dashboard, metrics, openapi, query, stream
+from roster.http import admin_routes, dashboard, metrics, openapi, query, stream, svc
 
 
 class Route(NamedTuple):
@@ -15,6 +15,9 @@ class Route(NamedTuple):
     path: str
     handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+
+SVC_PATH = "/svc/{group}/{path}"  # {path}: the rest of the path, slashes and all
+SVC_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")  # forwarded to the group's service as they come
 
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/v1/membership", query.get_membership),
@@ -34,16 +37,20 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/groups", admin_routes.post_group_create),
     Route("POST", "/v1/groups/{name}/move", admin_routes.post_group_move),
     Route("DELETE", "/v1/groups/{name}", admin_routes.delete_group),
+    Route("GET", "/v1/groups/{name}", svc.get_group),
+    *(Route(method, SVC_PATH, svc.forward) for method in SVC_METHODS),
 )
 
 
 def _pattern(path: str) -> str:
     """aiohttp's default segment pattern leaves out '{' and '}': such a name would miss the
     route (and skip the token check); every segment reaches its handler, which judges it."""
-    return path.replace("{id}", "{id:[^/]+}").replace("{name}", "{name:[^/]+}")
+    return (path.replace("{id}", "{id:[^/]+}").replace("{name}", "{name:[^/]+}")
+            .replace("{group}", "{group:[^/]+}").replace("{path}", "{path:.*}"))
 
 
 def add_routes(app: web.Application) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, _pattern(route.path), route.handler)
+    svc.setup(app)
     dashboard.add_dashboard_routes(app)  # the web page (GET / and /static/...): not part of the API

@@ -1,8 +1,9 @@
 """The Node actor: the cluster service on one server, and its HTTP endpoint.
 
 It steps `NodeCore`, keeps a `ReplicaFeed` of the committed log for HTTP reads, runs its
-resource groups (here: a record of which groups run, with start/stop times), and turns
-admin calls into `AdminCommand`s answered by the leader.
+resource groups' resources through a `ResourceHost` (the core's StartResource /
+StopResource / SetRunDeadline; the host's reports go back to the core as messages), and
+turns admin calls into `AdminCommand`s answered by the leader.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 import ray
 
 from actors import messages as m
+from actors.effects import SetRunDeadline, StartResource, StopResource
 from actors.node import CreateSpec, NodeCore, NodeIdentity
 from actors.settings import ProtocolSettings
 from roster.datadir import read_secret
@@ -24,10 +26,12 @@ from roster.http.admin_routes import ADMIN_TIMEOUT_S
 from roster.http.feed import NodeHealth, ReplicaFeed
 from roster.ray_runtime.observer import NodeObserver
 from roster.ray_runtime.shell import NAMESPACE, EffectRunner, now_ms
+from roster.resources.host import ResourceHost
 
 log = logging.getLogger("roster.node")
 ELM_LOOKUP_TIMEOUT_MS = 30_000
 ELM_LOOKUP_RETRY_S = 0.1
+RESOURCE_EFFECTS = (StartResource, StopResource, SetRunDeadline)
 
 
 @ray.remote(num_cpus=0)
@@ -45,6 +49,8 @@ class NodeActor:
         self.shell: EffectRunner | None = None
         self.feed = ReplicaFeed(node_id)
         self.groups: dict[str, int] = {}  # group -> when it started here (ms)
+        self.host = ResourceHost(node_id, Path(secret_file).parent / "nodes" / node_id, self._resource_report,
+                                 core_now_ms=now_ms)
         self.pending: dict[str, asyncio.Future] = {}
         self.stopped: str | None = None
         self.committed_seq = 0
@@ -90,9 +96,15 @@ class NodeActor:
             self.committed_seq = max(self.committed_seq, msg.committed_seq)
         effects = self.core.step(msg, now, sender)
         self.observer.after_step(msg, now, self.core)
-        return effects
+        # Resource effects go to the host at once (a run deadline must not queue behind sends).
+        for e in effects:
+            if isinstance(e, RESOURCE_EFFECTS):
+                self.host.execute(e)
+        return [e for e in effects if not isinstance(e, RESOURCE_EFFECTS)]
 
     def _group(self, group: str, start: bool) -> None:
+        """StartGroup / StopGroup: the group began here / its last resource is provably stopped.
+        The resources themselves are the core's StartResource / StopResource (group_runner)."""
         if start:
             self.groups[group] = now_ms()
             log.info("%s: group %s online", self.node_id, group)
@@ -100,9 +112,15 @@ class NodeActor:
             self.groups.pop(group, None)
             log.info("%s: group %s offline", self.node_id, group)
 
+    def _resource_report(self, msg: m.Message) -> None:
+        """The host's ResourceStarted / ResourceFailed / ResourceStopped, to the core."""
+        if self.shell is not None:
+            self.shell.deliver(self.me, msg)
+
     async def _stopped(self, reason: str) -> None:
         self.stopped = reason
         log.warning("%s: cluster service stopped: %s", self.node_id, reason)
+        await self.host.stop_all()  # a node out of the cluster runs nothing (S8c, S20)
 
     def _admin_reply(self, msg: m.Message) -> bool:
         fut = self.pending.pop(msg.request_id, None)  # type: ignore[attr-defined]
@@ -146,7 +164,7 @@ class NodeActor:
         return {"node": self.node_id, "role": core.role if core else "starting", "leader": core.leader if core else None,
                 "epoch": core.epoch if core else 0, "seq": self.feed.seq, "hash": self.feed.state.hash,
                 "state": me.state if me else "Offline", "running": sorted(self.groups), "http": self.http_url,
-                "stopped": self.stopped, "digest": self.feed.state.digest()}
+                "stopped": self.stopped, "digest": self.feed.state.digest(), "resources": self.host.status()}
 
     async def leader_view(self, node: str) -> dict[str, Any]:
         """Asked by another node's HTTP app: this node's view, as leader, of `node`'s last heartbeat."""
@@ -174,5 +192,6 @@ class NodeActor:
     async def shutdown(self) -> None:
         if self.shell is not None:
             self.shell.cancel_timers()
+        await self.host.stop_all()
         if self._runner is not None:
             await self._runner.cleanup()

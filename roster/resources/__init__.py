@@ -1,0 +1,1 @@
+"""The shell that runs resources: one module per type, a registry, and the host."""
