@@ -21,7 +21,7 @@ def _registrars() -> list[Callable[[argparse._SubParsersAction], None]]:
     from roster import cli_offline
 
     found = [cli_offline.register]
-    for name in ("cli_sim", "cli_up", "cli_cluster"):
+    for name in ("cli_sim", "cli_up", "cli_cluster", "cli_groups"):
         try:
             module = __import__(f"roster.{name}", fromlist=["register"])
         except ModuleNotFoundError as exc:

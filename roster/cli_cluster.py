@@ -1,5 +1,5 @@
 """Verbs that talk to a running cluster over HTTP: `status`, `pause`, `resume`, `evict`, `leave`,
-`add-node`, `group create|move|delete`, `watch`.
+`add-node`, `watch` (the group, resource and apply verbs are in `cli_groups`).
 
 Any node answers (reads from its replica; commands are forwarded to the leader). Admin
 commands send the token from `$ROSTER_TOKEN`, else `<data dir>/admin.token`. Stdlib urllib
@@ -104,11 +104,11 @@ def _http_error(exc: urllib.error.HTTPError) -> str:
     return f"HTTP {exc.code} {exc.reason}"
 
 
-def _token(args: argparse.Namespace) -> str:
+def token_of(args: argparse.Namespace) -> str:
     return read_token(Path(args.data_dir))  # $ROSTER_TOKEN, else <data dir>/admin.token
 
 
-def _quote(name: str) -> str:
+def quote_name(name: str) -> str:
     return urllib.parse.quote(name, safe="")
 
 
@@ -150,8 +150,8 @@ _DONE = {"pause": "paused", "resume": "resumed", "evict": "evicted", "leave": "a
          "add-node": "added", "group-create": "created", "group-move": "moved", "group-delete": "deleted"}
 
 
-def _admin(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
-    doc = Api(args.url, _token(args)).call(method, path, body)
+def admin_call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
+    doc = Api(args.url, token_of(args)).call(method, path, body)
     if args.json:
         emit_json(doc)
         return 0
@@ -163,31 +163,17 @@ def _admin(args: argparse.Namespace, method: str, path: str, body: Any = None) -
 
 
 def cmd_node_op(args: argparse.Namespace) -> int:
-    path = f"/v1/nodes/{_quote(args.node)}/{args.op}"
+    path = f"/v1/nodes/{quote_name(args.node)}/{args.op}"
     if getattr(args, "drain", False):
         path += "?drain=true"
-    return _admin(args, "POST", path)
+    return admin_call(args, "POST", path)
 
 
 def cmd_add_node(args: argparse.Namespace) -> int:
     body: dict[str, Any] = {"id": args.node}
     if args.address:
         body["address"] = args.address
-    return _admin(args, "POST", "/v1/nodes", body)
-
-
-def cmd_group_create(args: argparse.Namespace) -> int:
-    owners = [o.strip() for o in (args.owners or "").split(",") if o.strip()]
-    return _admin(args, "POST", "/v1/groups", {"name": args.name, "preferred_owners": owners,
-                                                "failback": args.failback})
-
-
-def cmd_group_move(args: argparse.Namespace) -> int:
-    return _admin(args, "POST", f"/v1/groups/{_quote(args.name)}/move", {"node": args.node})
-
-
-def cmd_group_delete(args: argparse.Namespace) -> int:
-    return _admin(args, "DELETE", f"/v1/groups/{_quote(args.name)}")
+    return admin_call(args, "POST", "/v1/nodes", body)
 
 
 # --- watch ---------------------------------------------------------------------------------------------
@@ -286,7 +272,7 @@ def cmd_watch(args: argparse.Namespace) -> int:
 # --- registration --------------------------------------------------------------------------------------
 
 
-def _common(admin: bool) -> argparse.ArgumentParser:
+def common_options(admin: bool) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     p.add_argument("--url", default=DEFAULT_URL, help=f"any node's HTTP address (default {DEFAULT_URL})")
     p.add_argument("--json", action="store_true", help="JSON for scripts")
@@ -297,7 +283,7 @@ def _common(admin: bool) -> argparse.ArgumentParser:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    read, admin = _common(False), _common(True)
+    read, admin = common_options(False), common_options(True)
     p = subparsers.add_parser("status", parents=[read], help="the cluster's membership, from any node")
     p.add_argument("--at", metavar="SEQ|TIME", help="the view at a seq or an ISO-8601 time")
     p.add_argument("--min-seq", type=seq_arg, metavar="SEQ", help="wait until the node has applied SEQ")
@@ -316,21 +302,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("node", metavar="NODE")
     p.add_argument("--address", help="where the node can be reached")
     p.set_defaults(func=cmd_add_node)
-
-    group = subparsers.add_parser("group", help="resource groups: create, move, delete")
-    gsub = group.add_subparsers(dest="group_command", required=True)
-    p = gsub.add_parser("create", parents=[admin], help="create a resource group")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("--owners", metavar="A,B", help="preferred owners, in order")
-    p.add_argument("--failback", action="store_true", help="move back to the first preferred owner when it returns")
-    p.set_defaults(func=cmd_group_create)
-    p = gsub.add_parser("move", parents=[admin], help="move a group to an Online node")
-    p.add_argument("name", metavar="NAME")
-    p.add_argument("node", metavar="NODE")
-    p.set_defaults(func=cmd_group_move)
-    p = gsub.add_parser("delete", parents=[admin], help="delete a resource group")
-    p.add_argument("name", metavar="NAME")
-    p.set_defaults(func=cmd_group_delete)
 
     p = subparsers.add_parser("watch", parents=[read], help="follow the cluster's events as they commit")
     p.add_argument("--from", dest="from_seq", type=seq_arg, metavar="SEQ", help="start at this seq (default: new ones)")

@@ -73,7 +73,8 @@ def _name_field(doc: dict[str, Any], key: str) -> str:
     return value
 
 
-async def _run(request: web.Request, op: str, args: dict[str, Any]) -> web.Response:
+async def _run(request: web.Request, op: str, args: dict[str, Any], echo: dict[str, Any] | None = None) -> web.Response:
+    """Forward a command to the leader; the answer repeats `echo` (default: the args)."""
     ctx = ctx_of(request)
     try:
         reply = await asyncio.wait_for(ctx.admin(op, args), ADMIN_TIMEOUT_S)
@@ -90,7 +91,7 @@ async def _run(request: web.Request, op: str, args: dict[str, Any]) -> web.Respo
         extra = {"request_id": reply.request_id} if reply.error == OUTCOME_UNKNOWN else None
         raise ApiError(status, reply.error or "rejected", reply.detail or f"the leader refused {op}", extra=extra)
     seq = reply.seq if reply.seq is not None else ctx.feed.seq
-    body = {"ok": True, "op": op, "seq": seq, "replica_seq": ctx.feed.seq, **args}
+    body = {"ok": True, "op": op, "seq": seq, "replica_seq": ctx.feed.seq, **(args if echo is None else echo)}
     resp = web.Response(status=reply.status if 200 <= reply.status < 300 else 200,
                         body=codec.dumps(body), content_type="application/json")
     resp.headers[SEQ_HEADER] = str(seq)
@@ -167,3 +168,52 @@ async def delete_group(request: web.Request) -> web.Response:
     check_token(request)
     check_query(request, NO_PARAMS)
     return await _run(request, "group-delete", {"group": _path_name(request, "name", "group")})
+
+
+async def _group_command(request: web.Request, op: str) -> web.Response:
+    check_token(request)
+    check_query(request, NO_PARAMS)
+    return await _run(request, op, {"group": _path_name(request, "name", "group")})
+
+
+async def post_group_online(request: web.Request) -> web.Response:
+    """A Failed group, or one taken offline, is placed by its policy again (WSFC "bring online")."""
+    return await _group_command(request, "group-online")
+
+
+async def post_group_offline(request: web.Request) -> web.Response:
+    """The group is stopped wherever it runs and placed nowhere until brought online."""
+    return await _group_command(request, "group-offline")
+
+
+async def post_resource_restart(request: web.Request) -> web.Response:
+    check_token(request)
+    check_query(request, NO_PARAMS)
+    args = {"group": _path_name(request, "name", "group"), "resource": _path_name(request, "resource", "resource")}
+    return await _run(request, "resource-restart", args)
+
+
+async def post_apply(request: web.Request) -> web.Response:
+    """The declared groups and resources (what `roster apply FILE` sends): the leader creates,
+    changes and (with prune) removes until the config DB matches; the whole declaration is
+    validated before anything is appended, and a second apply of the same appends nothing."""
+    check_token(request)
+    check_query(request, NO_PARAMS)
+    doc = await _json_body(request, frozenset({"groups", "prune"}), frozenset({"groups"}))
+    if not isinstance(doc["groups"], dict):
+        raise invalid("'groups' must be an object: group name -> its declaration")
+    prune = doc.get("prune", False)
+    if not isinstance(prune, bool):
+        raise invalid("'prune' must be true or false")
+    # The answer names the groups, not the whole declaration it was sent.
+    return await _run(request, "group-apply", {"groups": doc["groups"], "prune": prune},
+                      echo={"groups": sorted(doc["groups"]), "prune": prune})
+
+
+async def post_cluster_stop(request: web.Request) -> web.Response:
+    """A planned stop of the whole cluster (what `roster down` sends before the nodes leave):
+    each group goes offline once (reason "cluster stopping") and none is placed again until
+    the next start, so a stop never moves groups from node to node."""
+    check_token(request)
+    check_query(request, NO_PARAMS)
+    return await _run(request, "stop-cluster", {})

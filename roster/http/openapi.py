@@ -11,6 +11,8 @@ from typing import Any
 from aiohttp import web
 
 from actors.admin import NAME_PATTERN
+from actors.resource_types import TYPE_PARAMS
+from events.resource_spec import RESOURCE_NAME_PATTERN
 from events import codec
 from events.types import EVENT_TYPES
 from roster.http.errors import SEQ_HEADER
@@ -36,12 +38,15 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _errors(*statuses: int) -> dict[str, Any]:
+def _errors(*statuses: int, admin: bool = False) -> dict[str, Any]:
     why = {304: "Not modified (If-None-Match matched the ETag)", 401: "Missing or wrong bearer token",
            404: "Unknown node, group or seq", 409: "Conflicts with the cluster's state",
            413: "Body too large", 422: "Malformed input (the detail names the problem)",
            502: "The leader's answer made no sense", 503: "No leader reachable, or this node is not healthy",
            504: "The replica did not reach min_seq in time"}
+    if admin:
+        why[504] = ("Outcome unknown: the leader changed while committing the command; look up request_id "
+                    "in /v1/events (its events carry it if it happened)")
     out: dict[str, Any] = {}
     for s in statuses:
         out[str(s)] = {"description": why[s]} if s == 304 else _json(_ref("Error"), why[s])
@@ -181,7 +186,8 @@ def _schemas() -> dict[str, Any]:
     head = {"seq": SEQ, "hash": {"type": "string"}}
     cluster = {"cluster": NULLABLE_STR, "cluster_id": NULLABLE_STR}
     return {
-        "Error": _obj({"error": {"type": "string"}, "detail": {"type": "string"}, "seq": SEQ}),
+        "Error": _obj({"error": {"type": "string"}, "detail": {"type": "string"}, "seq": SEQ,
+                       "request_id": {"type": "string"}}, optional=("request_id",)),
         **_node_schemas(),
         **_group_schemas(),
         "Membership": _obj({**cluster, **head, "ts": NULLABLE_STR, "epoch": INT, "leader": NULLABLE_STR,
@@ -214,6 +220,23 @@ def _schemas() -> dict[str, Any]:
                                 "failback": {"type": "boolean"}}, optional=("preferred_owners", "failback")),
                         "additionalProperties": False},
         "GroupMove": {**_obj({"node": NAME}), "additionalProperties": False},
+        "Apply": {**_obj({"groups": {"type": "object", "additionalProperties": _ref("GroupDeclaration")},
+                          "prune": {"type": "boolean"}}, optional=("prune",)), "additionalProperties": False},
+        "GroupDeclaration": {**_obj({
+            "preferred_owners": {"type": "array", "items": NAME}, "failback": {"type": "boolean"},
+            "failover": _obj({"threshold": INT, "period_ms": INT}, optional=("threshold", "period_ms")),
+            "resources": {"type": "array", "items": _ref("ResourceDeclaration")}},
+            optional=("preferred_owners", "failback", "failover", "resources")), "additionalProperties": False},
+        "ResourceDeclaration": {**_obj({
+            "name": {"type": "string", "pattern": RESOURCE_NAME_PATTERN}, "type": {"type": "string", "enum": sorted(TYPE_PARAMS)},
+            "params": {"type": "object", "description": "The type's parameters (docs/resources.md)"},
+            "depends_on": {"type": "array", "items": {"type": "string"}},
+            "health": _obj({"interval_ms": INT, "timeout_ms": INT}, optional=("interval_ms", "timeout_ms")),
+            "restart": _obj({"threshold": INT, "period_ms": INT, "delay_ms": INT},
+                            optional=("threshold", "period_ms", "delay_ms")),
+            "start_timeout_ms": INT, "stop_timeout_ms": INT},
+            optional=("params", "depends_on", "health", "restart", "start_timeout_ms", "stop_timeout_ms")),
+            "additionalProperties": False},
     }
 
 
@@ -226,7 +249,9 @@ def _read(summary: str, schema: str, params: list[dict[str, Any]], errors: tuple
 def _admin(summary: str, params: list[dict[str, Any]], body: str | None = None, method: str = "post") -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "parameters": params, "security": [{"bearer": []}],
                           "responses": {"200": _json(_ref("AdminResult"), "Committed; seq is the committed event's"),
-                                        **_errors(401, 404, 409, 413, 422, 502, 503)}}
+                                        "202": _json(_ref("AdminResult"), "Committed; it finishes later (e.g. a "
+                                                     "move waits until the old owner has stopped the group)"),
+                                        **_errors(401, 404, 409, 413, 422, 502, 503, 504, admin=True)}}
     if body is not None:
         op["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(body)}}}
     return {method: op}
@@ -270,6 +295,15 @@ def _paths() -> dict[str, Any]:
         "/v1/groups/{name}": {**_admin("Delete a group", [_path("name")], method="delete"),
                               **_read("A group, its resources and their states (owner, restarts, last failure)",
                                       "GroupDetail", [_path("name"), *state], (304, 404, 422, 504))},
+        "/v1/groups/{name}/online": _admin("Bring a Failed (or offline) group online: its policy places it again",
+                                           [_path("name")]),
+        "/v1/groups/{name}/offline": _admin("Take a group offline: stopped wherever it runs, placed nowhere",
+                                            [_path("name")]),
+        "/v1/groups/{name}/resources/{resource}/restart": _admin(
+            "Restart one running resource in place", [_path("name"), _path("resource")]),
+        "/v1/apply": _admin("Make the groups and resources match a declaration (idempotent; prune removes the rest)",
+                            [], "Apply"),
+        "/v1/cluster/stop": _admin("A planned stop of the whole cluster: each group goes offline once", []),
         **_svc_paths(),
     }
 

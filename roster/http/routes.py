@@ -37,6 +37,11 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/v1/groups", admin_routes.post_group_create),
     Route("POST", "/v1/groups/{name}/move", admin_routes.post_group_move),
     Route("DELETE", "/v1/groups/{name}", admin_routes.delete_group),
+    Route("POST", "/v1/groups/{name}/online", admin_routes.post_group_online),
+    Route("POST", "/v1/groups/{name}/offline", admin_routes.post_group_offline),
+    Route("POST", "/v1/groups/{name}/resources/{resource}/restart", admin_routes.post_resource_restart),
+    Route("POST", "/v1/apply", admin_routes.post_apply),
+    Route("POST", "/v1/cluster/stop", admin_routes.post_cluster_stop),
     Route("GET", "/v1/groups/{name}", svc.get_group),
     *(Route(method, SVC_PATH, svc.forward) for method in SVC_METHODS),
 )
@@ -46,7 +51,7 @@ def _pattern(path: str) -> str:
     """aiohttp's default segment pattern leaves out '{' and '}': such a name would miss the
     route (and skip the token check); every segment reaches its handler, which judges it."""
     return (path.replace("{id}", "{id:[^/]+}").replace("{name}", "{name:[^/]+}")
-            .replace("{group}", "{group:[^/]+}").replace("{path}", "{path:.*}"))
+            .replace("{group}", "{group:[^/]+}").replace("{resource}", "{resource:[^/]+}").replace("{path}", "{path:.*}"))
 
 
 def add_routes(app: web.Application) -> None:

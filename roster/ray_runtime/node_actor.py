@@ -50,7 +50,7 @@ class NodeActor:
         self.feed = ReplicaFeed(node_id)
         self.groups: dict[str, int] = {}  # group -> when it started here (ms)
         self.host = ResourceHost(node_id, Path(secret_file).parent / "nodes" / node_id, self._resource_report,
-                                 core_now_ms=now_ms)
+                                 core_now_ms=now_ms, advertise_host=ray.util.get_node_ip_address())
         self.pending: dict[str, asyncio.Future] = {}
         self.stopped: str | None = None
         self.committed_seq = 0

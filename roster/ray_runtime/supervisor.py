@@ -33,6 +33,9 @@ RECONCILE_PERIOD_S = 1.0
 NODE_RESOURCE_PREFIX = "roster-node-"
 HEAD_RESOURCE = {"node:__internal_head__": 0.001}
 LEAVE_WAIT_S = 3.0
+STOP_CLUSTER_WAIT_S = 15.0  # the leader commits the releases; past this, leave all the same
+STOPPED_WAIT_S = 60.0  # every node's resources stopping (each bounded by its stop timeout)
+STOPPED_POLL_S = 0.1
 
 
 @dataclass
@@ -149,15 +152,48 @@ class Supervisor:
         self.stopping = True
         if self._loop is not None:
             self._loop.cancel()
-        replies = {}
+        replies: dict[str, Any] = {}
         if leave:
-            replies = await self._leave_all()
+            replies["stop-cluster"] = await self._stop_cluster()
+            replies.update(await self._leave_all())
+            await self._wait_all_stopped()
         for node_id in list(self.started):
             try:
                 await ray.get_actor(m.node_addr(node_id), namespace=NAMESPACE).shutdown.remote()
             except Exception:  # noqa: BLE001 - already gone
                 pass
         return {"left": replies}
+
+    async def _stop_cluster(self) -> dict[str, Any]:
+        """A planned stop of the whole cluster (issue 12 §2): every group goes offline once,
+        with reason "cluster stopping", before the nodes leave; without it each leave would
+        move the groups on to the nodes still up."""
+        for node_id in self.started:
+            try:
+                handle = ray.get_actor(m.node_addr(node_id), namespace=NAMESPACE)
+                reply = await asyncio.wait_for(handle.admin.remote("stop-cluster", {}), STOP_CLUSTER_WAIT_S)
+            except Exception as exc:  # noqa: BLE001 - that node is gone: ask the next
+                log.warning("stop-cluster via %s failed: %s", node_id, str(exc).splitlines()[0] if str(exc) else exc)
+                continue
+            if reply.ok:
+                return {"ok": True, "seq": reply.seq}
+            log.warning("stop-cluster via %s refused: %s", node_id, reply.error)
+        return {"ok": False, "error": "no node could stop the cluster's groups; leaving all the same"}
+
+    async def _wait_all_stopped(self) -> None:
+        """Each node tells the others it left only once its resources stopped (bounded by their
+        stop timeouts): wait for that before the actors are shut down."""
+        deadline = asyncio.get_running_loop().time() + STOPPED_WAIT_S
+        for node_id in list(self.started):
+            while asyncio.get_running_loop().time() < deadline:
+                try:
+                    handle = ray.get_actor(m.node_addr(node_id), namespace=NAMESPACE)
+                    status = await asyncio.wait_for(handle.status.remote(), LEAVE_WAIT_S)
+                except Exception:  # noqa: BLE001 - gone
+                    break
+                if status["stopped"]:
+                    break
+                await asyncio.sleep(STOPPED_POLL_S)
 
     async def _leave_all(self) -> dict[str, Any]:
         statuses = {}

@@ -27,6 +27,7 @@ from roster.resources.base import Ended, Runner, StartFailed
 from roster.resources.registry import make_runner
 
 log = logging.getLogger("roster.resources")
+WILDCARD_HOSTS = ("0.0.0.0", "::", "[::]")  # listening on every interface
 START_POLL_MS = 100  # how often a starting resource is probed until its first check passes
 Key = tuple[str, str]
 
@@ -50,8 +51,11 @@ class _Entry:
 class ResourceHost:
     def __init__(self, node_id: str, data_dir: Path, post: Callable[[m.Message], None], *,
                  make: Callable[[str, ResourceSpec, Path, str], Runner] = make_runner,
-                 core_now_ms: Callable[[], int] = wall_ms) -> None:
+                 core_now_ms: Callable[[], int] = wall_ms, advertise_host: str | None = None) -> None:
         self.node_id, self.data_dir, self._post, self._make = node_id, data_dir, post, make
+        # A service listening on every interface ("0.0.0.0") is reached by the others at this
+        # node's address (its Ray node IP); one on 127.0.0.1 only from this machine.
+        self._advertise_host = advertise_host
         self._core_now_ms = core_now_ms  # the clock the core's deadlines are on (the shell's now_ms)
         self.entries: dict[Key, _Entry] = {}
         self._chains: dict[Key, asyncio.Task] = {}
@@ -123,7 +127,8 @@ class ResourceHost:
             end = runner.ended.result() if runner.ended.done() else None
             self._fail(group, spec.name, entry.attempt, "start", problem, end.code if end else None)
             return
-        self._post(m.ResourceStarted(group=group, resource=spec.name, attempt=entry.attempt, endpoint=runner.endpoint))
+        self._post(m.ResourceStarted(group=group, resource=spec.name, attempt=entry.attempt,
+                                     endpoint=self._advertised(runner.endpoint)))
         await self._monitor(group, spec, entry)
 
     async def _first_check(self, spec: ResourceSpec, runner: Runner) -> str | None:
@@ -183,6 +188,12 @@ class ResourceHost:
         log.warning("%s: resource %s/%s failed (%s): %s", self.node_id, group, resource, phase, reason)
         self._post(m.ResourceFailed(group=group, resource=resource, attempt=attempt, phase=phase,  # type: ignore[arg-type]
                                     reason=reason[:300], exit_code=exit_code))
+
+    def _advertised(self, endpoint: str | None) -> str | None:
+        if endpoint is None or self._advertise_host is None:
+            return endpoint
+        host, _, port = endpoint.rpartition(":")
+        return f"{self._advertise_host}:{port}" if host in WILDCARD_HOSTS else endpoint
 
     def status(self) -> list[dict]:
         return [{"group": g, "resource": r, "attempt": e.attempt, "failed": e.failed,

@@ -83,7 +83,10 @@ class SimResources:
 
     def _came_up(self, inst: Instance, e: StartResource) -> None:
         inst.online = True
-        self._tell(inst.server, m.ResourceStarted(group=inst.group, resource=inst.resource, attempt=inst.attempt))
+        port = e.spec.params.get("port") if e.spec.type == "process" else None
+        endpoint = f"{inst.server}:{port}" if port else None  # as the real host reports it: where it listens
+        self._tell(inst.server, m.ResourceStarted(group=inst.group, resource=inst.resource, attempt=inst.attempt,
+                                                  endpoint=endpoint))
         self._plan_faults(inst, e.spec.health.interval_ms, e.spec.health.timeout_ms)
 
     def _plan_faults(self, inst: Instance, interval_ms: int, timeout_ms: int) -> None:
