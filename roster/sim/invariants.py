@@ -28,6 +28,7 @@ from actors.roles import leader as leader_role
 from events.codec import GENESIS_HASH, check_chain
 from projections import state as proj
 from projections.state import ClusterState
+from roster.sim.resources import BAD_COMMAND
 from roster.sim.world import World
 
 
@@ -43,6 +44,16 @@ class InvariantViolation(AssertionError):
         what = f"invariant {invariant} violated" if invariant else "bug"
         super().__init__(f"{what} at {at_ms} ms (step {step}): {detail}")
         self.invariant, self.detail, self.at_ms, self.step = invariant, detail, at_ms, step
+
+
+def must_serve(cfg, state: str) -> bool:
+    """Whether invariant 6 may demand a group be placed and running: not when an admin took it
+    offline (held), not when its policy failed it (Failed: WSFC's FailoverThreshold, it stays
+    offline until an admin acts), not when a resource of it can never start (its command does
+    not exist: a configuration error, which the checker cannot heal)."""
+    if cfg is None or cfg.held or state == "Failed":
+        return False
+    return not any((r.params.get("argv") or [""])[0] == BAD_COMMAND for r in cfg.resources)
 
 
 class InvariantChecker:
@@ -255,6 +266,8 @@ class InvariantChecker:
             out.append("no leader")
         online = any(n.state == "Online" for n in mv.nodes.values())
         for g in sorted(mv.groups.values(), key=lambda g: g.name):
+            if not must_serve(cfg.groups.get(g.name), g.state):
+                continue
             if g.owner is None and online:
                 out.append(f"group {g.name} is not placed")
             elif g.owner is not None and world.running.get(g.name, set()) != {g.owner}:

@@ -90,12 +90,20 @@ class SimResources:
         self._plan_faults(inst, e.spec.health.interval_ms, e.spec.health.timeout_ms)
 
     def _plan_faults(self, inst: Instance, interval_ms: int, timeout_ms: int) -> None:
+        # A planned fault happens only if faults are still on when its time comes (the heal
+        # turns them off: `heal`).
         if self.faults.crash_per_s > 0:
             at = int(self.rng.expovariate(self.faults.crash_per_s) * 1000) + 1
-            self._later(at, inst, lambda: self._exit(inst, "run", "exited", -9))
+            self._later(at, inst, lambda: self.faults.crash_per_s > 0 and self._exit(inst, "run", "exited", -9))
         if self.faults.hang_per_s > 0:
             at = int(self.rng.expovariate(self.faults.hang_per_s) * 1000) + interval_ms + timeout_ms
-            self._later(at, inst, lambda: self._report_probe(inst, "probe", "health check timed out"))
+            self._later(at, inst, lambda: self.faults.hang_per_s > 0
+                        and self._report_probe(inst, "probe", "health check timed out"))
+
+    def heal(self) -> None:
+        """No more crashes or hangs (slow starts stay: they only delay). A resource whose
+        command does not exist stays broken: that is its configuration, not a fault."""
+        self.faults = ResourceFaults(0.0, 0.0, self.faults.slow_start_max_ms)
 
     def _exit(self, inst: Instance, phase: str, reason: str, code: int) -> None:
         """The process is gone (it exited); the host tells the node."""
@@ -113,7 +121,9 @@ class SimResources:
         if inst is None:  # already gone (it exited, or the watchdog killed it): confirm at once
             self._later_any(1, lambda: self._tell(server, m.ResourceStopped(group=group, resource=resource)))
             return
-        self._later(self.rng.randint(*STOP_MS), inst, lambda: self._stopped(inst))
+        # Answered even if it dies meanwhile (a crash, the watchdog): a stop is always confirmed,
+        # as the real host's is (it reports the stop once the process group is gone).
+        self._later_any(self.rng.randint(*STOP_MS), lambda: self._stopped(inst))
 
     def _stopped(self, inst: Instance) -> None:
         self._gone(inst)

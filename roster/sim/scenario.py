@@ -248,6 +248,7 @@ class Scenario:
         w = self.world
         w.net.heal()
         w.net.cond.jitter_ms = 1
+        w.resources.heal()
         if not w.quorum_up:
             w.start_quorum()
         state = w.quorum_state()
