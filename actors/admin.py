@@ -135,12 +135,15 @@ def _group_move(ctx: Context, msg: m.AdminCommand) -> Decision:
     gv = view.membership.groups.get(name)
     owner = gv.owner if gv else None
     if owner is None:
+        # An admin moving a Failed group brings it back (WSFC): its failover count starts afresh.
+        revive = [draft(ev.GroupOnlineRequested(group=name), by=ctx.leader)] if gv and gv.state == "Failed" else []
         prev = gv.last_owner if gv else None
         if prev is not None and prev != target and not ctx.stopped(prev, name, gv.since_seq, view):
             # Placed there once prev provably stopped it; the intent is logged before the 202.
             intent = release(name, f"admin move to {target}", ctx.leader, moving_to=target)
-            return Decision((intent,), status=202, detail=f"{name} moves to {target} once {prev} has stopped it")
-        return accept([draft(ev.GroupMoved(group=name, from_node=None, to_node=target, reason="admin move"), by=ctx.leader)])
+            return Decision((*revive, intent), status=202, detail=f"{name} moves to {target} once {prev} has stopped it")
+        moved = draft(ev.GroupMoved(group=name, from_node=None, to_node=target, reason="admin move"), by=ctx.leader)
+        return accept(revive + [moved])
     if owner == target:
         return err(msg, 409, "already_there", f"group {name} already runs on {target}")
     # Released now; placed on the target once the old owner has stopped it (invariant 4).

@@ -86,6 +86,13 @@ class ResourcesView:
     def copy(self) -> ResourcesView:
         return ResourcesView(dict(self.resources), dict(self.failovers), dict(self.failed_on))
 
+    def failed_over_from(self, group: str, period_ms: int) -> set[str]:
+        """The nodes the group failed over from in the period that ends at the newest failover."""
+        entries = self.failovers.get(group, ())
+        times = [f.at_ms for f in entries if f.at_ms is not None]
+        newest = max(times, default=0)
+        return {f.node for f in entries if f.node is not None and (f.at_ms is None or f.at_ms > newest - period_ms)}
+
     def failovers_within(self, group: str, period_ms: int) -> int:
         """Failovers in the period that ends at the newest one (the log's own clock)."""
         entries = self.failovers.get(group, ())

@@ -432,6 +432,8 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
             continue
         if gv.owner is not None and mv.is_full_member(gv.owner):
             target = better_preferred(group, gv.owner, mv) if group.failback else None
+            if target in view.resources.failed_over_from(name, group.failover.period_ms):
+                target = None  # no failback to where its resources ran out of restarts (no ping-pong)
             if target not in (None, gv.owner) and mv.nodes[target].state == "Online":
                 out.append(admin.release(name, f"moving to {target}", node.id, moving_to=target))
             continue

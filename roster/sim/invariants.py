@@ -28,6 +28,7 @@ from actors.roles import leader as leader_role
 from events.codec import GENESIS_HASH, check_chain
 from projections import state as proj
 from projections.state import ClusterState
+from roster.sim.policy_check import PolicyCheck
 from roster.sim.resources import BAD_COMMAND
 from roster.sim.world import World
 
@@ -89,12 +90,16 @@ class InvariantChecker:
         self.was_joining: dict[str, bool] = {}
         self.admitted: dict[str, tuple[int, int]] = {}  # member -> the join attempt that admitted it
         self.admissions_checked = 0
+        self.policy = PolicyCheck()  # invariant 4's policy half: restart/failover thresholds, Failed stays offline
+        world.resources.policy = self.policy
         world.observers.append(self)
 
     def fail(self, invariant: int, detail: str) -> None:
         raise InvariantViolation(invariant, detail, self.world.elapsed, self.world.steps)
 
     def __call__(self, world: World, addr: str, msg: Any) -> None:
+        if self.policy.violations:
+            self.fail(4, self.policy.violations[0])
         self._leaders(world)
         self._quorum_log(world)
         self._replicas(world)
@@ -139,6 +144,7 @@ class InvariantChecker:
         self.quorum_checked = self.acked_head = len(records)
         for r in fresh:  # a digest at every seq: each node view is compared with its own prefix
             proj.apply_in_place(self.quorum_state, [r])
+            self.policy.record(r, self.quorum_state)
             self._record_digest("quorum", self.quorum_state)
             self._logged(r)
         self._groups_owned(fresh)

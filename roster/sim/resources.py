@@ -37,6 +37,7 @@ class Instance:
     attempt: int
     gen: int  # which start this is: a stale event for an older instance is ignored
     online: bool = False
+    failure_reported: bool = False
 
 
 @dataclass
@@ -50,6 +51,7 @@ class SimResources:
     gen: int = 0
     starts: int = 0
     kills_by_deadline: int = 0
+    policy: Any = None  # a PolicyCheck (roster/sim/policy_check.py), told of failures and restarts
 
     # --- effects from a node core ---------------------------------------------------------------
     def execute(self, server: str, effect: object) -> None:
@@ -66,6 +68,10 @@ class SimResources:
         key = (server, e.group, e.spec.name)
         if key in self.instances:  # (a core never starts what runs: that is a bug to see)
             raise AssertionError(f"{e.group}/{e.spec.name} started twice on {server}")
+        if self.policy is not None:
+            r = e.spec.restart
+            self.policy.resource_started(key, e.attempt, r.threshold, r.period_ms,
+                                         self.world.local_now(m.node_addr(server)))
         self.gen += 1
         self.starts += 1
         inst = Instance(server, e.group, e.spec.name, e.attempt, self.gen)
@@ -107,14 +113,30 @@ class SimResources:
 
     def _exit(self, inst: Instance, phase: str, reason: str, code: int) -> None:
         """The process is gone (it exited); the host tells the node."""
+        self._failed(inst)
         self._gone(inst)
         self._tell(inst.server, m.ResourceFailed(group=inst.group, resource=inst.resource, attempt=inst.attempt,
                                                  phase=phase, reason=reason, exit_code=code))  # type: ignore[arg-type]
 
     def _report_probe(self, inst: Instance, phase: str, reason: str) -> None:
         """The process lives on, but does not answer: the node must stop it."""
+        self._failed(inst)
         self._tell(inst.server, m.ResourceFailed(group=inst.group, resource=inst.resource, attempt=inst.attempt,
                                                  phase=phase, reason=reason))  # type: ignore[arg-type]
+
+    def _failed(self, inst: Instance) -> None:
+        """Tell the policy check of a failure the core will count: one per instance (a hung one
+        may also exit later), and not one of a resource the core is already stopping (the
+        watchdog's kill of what it was told to stop, say)."""
+        if self.policy is None or inst.failure_reported:
+            return
+        inst.failure_reported = True
+        core = self.world._core(m.node_addr(inst.server))
+        run = core.runner.groups.get(inst.group) if core is not None else None
+        res = run.resources.get(inst.resource) if run is not None else None
+        if res is not None and res.attempt == inst.attempt and res.phase in ("starting", "online"):
+            key = (inst.server, inst.group, inst.resource)
+            self.policy.resource_failed(key, self.world.local_now(m.node_addr(inst.server)))
 
     def _stop(self, server: str, group: str, resource: str) -> None:
         inst = self.instances.get((server, group, resource))
