@@ -20,6 +20,8 @@ from tests.test_schema_live import _start_up, _stop_up, _wait_online
 
 pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
+GAP_SAMPLES_MIN = 20  # heartbeat gaps before the mean is judged
+GAP_WAIT_S = 30
 HEARTBEAT_MS = 300  # what _start_up passes (--heartbeat-ms 300)
 MISSES = 5  # the default misses before a regroup
 DETECTION_MAX_S = 15.0  # generous on a shared 2-core machine; the bench measures the real numbers
@@ -111,6 +113,10 @@ def test_issue12_s6_histograms_fill_from_the_running_cluster_and_pass_promtool(u
     leader = leader_of(urls)
     follower = next(n for n in sorted(urls) if n != leader)
     get(urls[follower] + "/v1/membership")
+    # Enough gaps that the mean is the schedule's, not the first heartbeat after admission's
+    # (sent at once, then the fixed-schedule tick may follow within a few ms).
+    wait_until(f"{GAP_SAMPLES_MIN} heartbeat gaps", lambda: (metric(get(urls[leader] + "/metrics")[1],
+               "roster_heartbeat_gap_seconds_count", node=follower) or 0) >= GAP_SAMPLES_MIN, GAP_WAIT_S)
     text = {n: get(u + "/metrics")[1] for n, u in urls.items()}
     for n, body in text.items():
         lint = promtool("check", "metrics", stdin=body)

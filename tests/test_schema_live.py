@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import jsonschema
@@ -33,6 +34,7 @@ ST_CONFIG = REPO_ROOT / "tests" / "schemathesis_live.toml"
 HISTORY = make_history(60, seed=5, n_nodes=3)
 READ_TIMEOUT_S = 5.0
 UP_TIMEOUT_S = 180
+LIVE_GROUP = "web"  # tests/schemathesis_live.toml names it for the group routes' path parameters
 UP_HTTP_PORT = 18900  # away from test_roster_up's (18700) and test_dashboard's (18760) ports
 ST_EXAMPLES = 5  # per operation and phase
 ST_MAX_TIME_S = 120  # schemathesis's own budget for the whole run (it stops starting cases past it)
@@ -145,6 +147,7 @@ def test_issue12_s5_schemathesis_all_checks_against_a_live_roster_up(tmp_path: P
     proc = _start_up(tmp_path / "data")
     try:
         _wait_online(proc, lines)
+        _create_group(tmp_path / "data", LIVE_GROUP)  # so /v1/groups/{name} and /svc/{group} have data
         st = Path(sys.executable).with_name("schemathesis")
         argv = [str(st), "--config-file", str(ST_CONFIG), "run", f"http://127.0.0.1:{UP_HTTP_PORT}/openapi.json",
                 "--checks", "all", "--include-method", "GET", "--max-examples", str(ST_EXAMPLES),
@@ -160,6 +163,15 @@ def test_issue12_s5_schemathesis_all_checks_against_a_live_roster_up(tmp_path: P
     tested = re.search(r"Tested: (\d+)", summary)
     assert tested and int(tested.group(1)) == _get_operations(), summary  # every GET route was exercised
     assert "No issues found" in summary and not re.search(r"unique failure|Network Error", summary), summary
+
+
+def _create_group(data_dir: Path, name: str) -> None:
+    token = (data_dir / "admin.token").read_text().strip()
+    req = urllib.request.Request(f"http://127.0.0.1:{UP_HTTP_PORT}/v1/groups", method="POST",
+                                 data=json.dumps({"name": name}).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
 
 
 def _get_operations() -> int:
