@@ -13,7 +13,7 @@ from typing import Callable
 from actors import admin_groups
 from actors import messages as m
 from actors.admin_decision import (NAME_MAX_CHARS, NAME_PATTERN, Context, Decision, StopProof, accept, err, name_arg,
-                                   release)
+                                   release, unchanged)
 from actors.effects import Send
 from actors.placement import load_of, place
 from events import types as ev
@@ -165,8 +165,7 @@ def _stop_cluster(ctx: Context, msg: m.AdminCommand) -> Decision:
     every leave would move the groups on to the nodes still up, through every node."""
     mv = ctx.view.membership
     if mv.stopping:
-        return Decision(reply=m.AdminReply(request_id=msg.request_id, ok=True, seq=ctx.view.seq,
-                                           detail="the cluster is already stopping"))
+        return unchanged(msg, ctx.view, "the cluster is already stopping")
     drafts = [draft(ev.ClusterStopping(), by=ctx.leader)]
     drafts += [release(name, STOP_REASON, ctx.leader) for name in sorted(mv.groups)
                if mv.groups[name].owner is not None]

@@ -43,6 +43,11 @@ def accept(drafts: list[Draft], effects: list[Effect] = ()) -> Decision:
     return Decision(tuple(drafts), tuple(effects))
 
 
+def unchanged(msg: m.AdminCommand, view: ClusterState, detail: str) -> Decision:
+    """Done already: the cluster is as the command wants it (an idempotent no-op, nothing appended)."""
+    return Decision(reply=m.AdminReply(request_id=msg.request_id, ok=True, seq=view.seq, detail=detail, unchanged=True))
+
+
 def err(msg: m.AdminCommand, status: int, error: str, detail: str) -> Decision:
     return Decision(reply=m.AdminReply(request_id=msg.request_id, ok=False, status=status, error=error, detail=detail))
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors import messages as m
-from actors.admin_decision import Context, Decision, accept, err, name_arg
+from actors.admin_decision import Context, Decision, accept, err, name_arg, unchanged
 from events.resource_spec import FailoverPolicy, ResourceSpec
 from actors.resource_types import resource_from_dict, validate_group
 from events import types as ev
@@ -83,8 +83,7 @@ def group_apply(ctx: Context, msg: m.AdminCommand) -> Decision:
         drafts += [draft(ev.GroupDeleted(group=g), by=ctx.leader) for g in sorted(ctx.view.config.groups)
                    if g not in wanted]
     if not drafts:  # idempotent: the cluster already matches the file
-        return Decision(reply=m.AdminReply(request_id=msg.request_id, ok=True, seq=ctx.view.seq,
-                                           detail="nothing to change: the cluster already matches"))
+        return unchanged(msg, ctx.view, "nothing to change: the cluster already matches")
     return accept(drafts)
 
 

@@ -304,3 +304,4 @@ class AdminReply(Message):
     status: int = 200  # HTTP-style: 200, 404, 409, 422, 503
     error: str | None = None
     detail: str | None = None
+    unchanged: bool = False  # ok, and nothing needed doing: nothing was appended for it

@@ -173,11 +173,18 @@ def _foreground(sup: Any, stop: list[int]) -> int:
         time.sleep(POLL_PERIOD_S)
     print("leaving: ClusterExit from every node ...", flush=True)
     result = ray.get(sup.down.remote(True))
+    print(_groups_line(result["stop_cluster"]))
     for n, r in sorted(result["left"].items()):
         print(f"  {n:<6} {'left' if r.get('ok') else 'failed: ' + str(r.get('error'))}")
     _kill_all()
     ray.shutdown()
     return 0
+
+
+def _groups_line(reply: dict[str, Any]) -> str:
+    if reply.get("ok"):
+        return f"  groups offline (cluster stopping) at seq {reply.get('seq')}"
+    return f"  groups: {reply.get('error')}"
 
 
 def _kill_all() -> None:
@@ -206,5 +213,6 @@ def down(args: argparse.Namespace) -> int:
         raise UserError(f"no Roster cluster runs on the Ray cluster at {args.address}") from None
     result = ray.get(sup.down.remote(True))
     _kill_all()
+    print(_groups_line(result["stop_cluster"]))
     print(f"stopped; {sum(1 for r in result['left'].values() if r.get('ok'))} nodes left the cluster")
     return 0

@@ -17,6 +17,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 UP_TIMEOUT_S = 180
 HTTP_PORT = 18700
+GROUPS = ("web", "db")
+PLACED_WAIT_S = 30
 
 
 def _start(data_dir: Path) -> subprocess.Popen:
@@ -45,6 +47,26 @@ def _stop(proc: subprocess.Popen, lines: list[str]) -> int:
     return proc.returncode
 
 
+def _create_group(data_dir: Path, name: str) -> None:
+    token = (data_dir / "admin.token").read_text().strip()
+    req = urllib.request.Request(f"http://127.0.0.1:{HTTP_PORT}/v1/groups", method="POST",
+                                 data=json.dumps({"name": name}).encode(),
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=30) as resp:
+        assert resp.status == 200
+
+
+def _wait_placed(groups: tuple[str, ...]) -> None:
+    deadline = time.monotonic() + PLACED_WAIT_S
+    while time.monotonic() < deadline:
+        body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT}/v1/membership", timeout=10).read())
+        owners = {g["name"]: g["owner"] for g in body["groups"]}
+        if all(owners.get(g) for g in groups):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"groups {groups} not placed: {owners}")
+
+
 def test_roster_up_ctrl_c_leaves_and_a_restart_resumes_the_same_cluster(tmp_path: Path) -> None:
     """S1/S2: one command creates the cluster; Ctrl-C is a planned leave (NodeExited for every
     node, exit 0); starting again on the same data dir resumes it (same id, no second creation)."""
@@ -55,6 +77,9 @@ def test_roster_up_ctrl_c_leaves_and_a_restart_resumes_the_same_cluster(tmp_path
         _wait_line(proc, "all 3 nodes Online", lines)
         body = json.loads(urllib.request.urlopen(f"http://127.0.0.1:{HTTP_PORT + 1}/v1/membership", timeout=10).read())
         assert {n["id"]: n["state"] for n in body["nodes"]} == {"n1": "Online", "n2": "Online", "n3": "Online"}
+        for group in GROUPS:
+            _create_group(data_dir, group)
+        _wait_placed(GROUPS)
     finally:
         code = _stop(proc, lines)
     assert code == 0, "".join(lines)
@@ -66,6 +91,15 @@ def test_roster_up_ctrl_c_leaves_and_a_restart_resumes_the_same_cluster(tmp_path
         records = list(log.iter_from(1))
     exited = {r.node for r in records if r.event.type == "NodeExited"}
     assert exited == {"n1", "n2", "n3"}
+    # Issue 12 §2: a planned stop of the whole cluster takes each group offline once, saying
+    # so, and moves none from node to node.
+    stopping = next(r.seq for r in records if r.event.type == "ClusterStopping")
+    after = [r for r in records if r.seq > stopping]
+    assert not [r for r in after if r.event.type == "GroupMoved"], [r.event for r in after]
+    offline = [r.event.group for r in after if r.event.type == "GroupStateChanged"]
+    assert sorted(offline) == sorted(GROUPS) and all(
+        r.event.reason == "cluster stopping" for r in after if r.event.type == "GroupStateChanged")
+    assert "groups offline (cluster stopping)" in "".join(lines)
     first_run = len(records)
 
     lines = []
@@ -73,6 +107,7 @@ def test_roster_up_ctrl_c_leaves_and_a_restart_resumes_the_same_cluster(tmp_path
     try:
         _wait_line(proc, "all 3 nodes Online", lines)
         assert f"({cluster_id}) resumed" in "".join(lines)
+        _wait_placed(GROUPS)  # placed again by their policies on the next start
     finally:
         assert _stop(proc, lines) == 0, "".join(lines)
     with EventLog.open(data_dir / "quorum" / "log") as log:

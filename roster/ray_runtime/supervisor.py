@@ -153,16 +153,17 @@ class Supervisor:
         if self._loop is not None:
             self._loop.cancel()
         replies: dict[str, Any] = {}
+        stopped_groups: dict[str, Any] = {"ok": False, "error": "not asked (no planned leave)"}
         if leave:
-            replies["stop-cluster"] = await self._stop_cluster()
-            replies.update(await self._leave_all())
+            stopped_groups = await self._stop_cluster()
+            replies = await self._leave_all()
             await self._wait_all_stopped()
         for node_id in list(self.started):
             try:
                 await ray.get_actor(m.node_addr(node_id), namespace=NAMESPACE).shutdown.remote()
             except Exception:  # noqa: BLE001 - already gone
                 pass
-        return {"left": replies}
+        return {"stop_cluster": stopped_groups, "left": replies}
 
     async def _stop_cluster(self) -> dict[str, Any]:
         """A planned stop of the whole cluster (issue 12 §2): every group goes offline once,
