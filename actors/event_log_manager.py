@@ -188,7 +188,8 @@ class EventLogManagerCore:
         else:
             mode, records, from_seq = "full", tuple(self.records), 1
         sync = m.ReplicaSync(sponsor=self.node_id, mode=mode, records=records)
-        sent = m.SyncSent(joiner=msg.joiner, mode=mode, from_seq=from_seq, to_seq=self.head_seq, their_seq=msg.their_seq)
+        sent = m.SyncSent(joiner=msg.joiner, mode=mode, from_seq=from_seq, to_seq=self.head_seq, their_seq=msg.their_seq,
+                          seen_incarnation=msg.seen_incarnation)
         return [Send(m.elm_addr(msg.joiner), sync), Send(m.node_addr(self.node_id), sent)]
 
     def _replica_sync(self, msg: m.ReplicaSync, now: int, sender: str) -> list[Effect]:

@@ -140,6 +140,7 @@ class SendSync(Message):
     joiner: str
     their_seq: int
     their_hash: str
+    seen_incarnation: int  # carried to the leader (JoinApproved): see JoinRequest
 
 
 class SyncSent(Message):
@@ -148,6 +149,7 @@ class SyncSent(Message):
     from_seq: int
     to_seq: int
     their_seq: int
+    seen_incarnation: int
 
 
 # --- ELM <-> ELM ----------------------------------------------------------------------------
@@ -180,6 +182,10 @@ class JoinRequest(Message):
     cluster_id: str
     replica_seq: int
     replica_hash: str
+    # The joiner's own incarnation as its replica shows it. Lower than the leader's view: the
+    # joiner was admitted but never heard it (a lost reply), so this is the same join again and
+    # the sync tells it; no second NodeJoined (invariant 5's one admission per join).
+    seen_incarnation: int
 
 
 class JoinChallenge(Message):
@@ -205,6 +211,7 @@ class JoinApproved(Message):
     from_seq: int
     to_seq: int
     their_seq: int
+    seen_incarnation: int
 
 
 class ForwardDrafts(Message):

@@ -379,7 +379,7 @@ def test_elm_sync_for_a_joiner_none_delta_or_full():
     elm = EventLogManagerCore("n1", SETTINGS, recs)
 
     def sync(seq, h):
-        out = elm.step(m.SendSync(joiner="n3", their_seq=seq, their_hash=h), 100, "node:n1")
+        out = elm.step(m.SendSync(joiner="n3", their_seq=seq, their_hash=h, seen_incarnation=0), 100, "node:n1")
         return only(out, m.ReplicaSync, to="elm:n3"), only(out, m.SyncSent, to="node:n1")
 
     rs, sent = sync(len(recs), recs[-1].hash)

@@ -61,7 +61,7 @@ def test_every_live_role_has_a_step_a_tick_and_timers() -> None:
 def test_a_message_the_role_has_no_entry_for_is_ignored_in_one_place() -> None:
     node, _ = follower()
     assert m.JoinApproved not in STEP[Role.FOLLOWER]
-    out = node.step(m.JoinApproved(joiner="n3", sponsor="n2", mode="none", from_seq=0, to_seq=0, their_seq=0),
+    out = node.step(m.JoinApproved(joiner="n3", sponsor="n2", mode="none", from_seq=0, to_seq=0, their_seq=0, seen_incarnation=0),
                     T0 + 1, "node:n3")
     assert out == [] and node.role == Role.FOLLOWER
 
@@ -142,7 +142,7 @@ def test_S15_a_follower_sponsors_a_joiner_challenge_then_sync() -> None:
     node, _ = follower()
     reply = only(node.step(m.Discover(node="n3", cluster_id="c1"), T0, "node:n3"), m.DiscoverReply, to="node:n3")
     assert reply.member == "n2"
-    req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
+    req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32, seen_incarnation=0)
     challenge = only(node.step(req, T0, "node:n3"), m.JoinChallenge, to="node:n3")
     mac = join_mac(SECRET, challenge.nonce, "n3", "c1")
     sync = only(node.step(m.JoinResponse(node="n3", mac=mac, nonce=challenge.nonce), T0, "node:n3"),
@@ -154,7 +154,7 @@ def test_S15_S16_a_duplicated_join_request_gets_the_same_challenge_and_no_false_
     """Issue 13.3: a duplicated JoinRequest used to overwrite the pending nonce, so the answer
     to the first challenge failed the MAC and a correctly configured node was refused."""
     node, _ = follower()
-    req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
+    req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32, seen_incarnation=0)
     first = only(node.step(req, T0, "node:n3"), m.JoinChallenge, to="node:n3")
     again = only(node.step(req, T0 + 1, "node:n3"), m.JoinChallenge, to="node:n3")
     assert again.nonce == first.nonce  # idempotent per request while pending
@@ -168,9 +168,9 @@ def test_S15_S16_a_duplicated_join_request_gets_the_same_challenge_and_no_false_
 def test_S16_an_answer_to_a_stale_nonce_is_dropped_not_a_rejection() -> None:
     """Issue 13.3: a new request (a newer replica) gets a new nonce; the old answer is stale."""
     node, _ = follower()
-    old = only(node.step(m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32),
+    old = only(node.step(m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32, seen_incarnation=0),
                          T0, "node:n3"), m.JoinChallenge)
-    new = only(node.step(m.JoinRequest(node="n3", cluster_id="c1", replica_seq=4, replica_hash="1" * 32),
+    new = only(node.step(m.JoinRequest(node="n3", cluster_id="c1", replica_seq=4, replica_hash="1" * 32, seen_incarnation=0),
                          T0 + 1, "node:n3"), m.JoinChallenge)
     assert new.nonce != old.nonce
     stale = m.JoinResponse(node="n3", mac=join_mac(SECRET, old.nonce, "n3", "c1"), nonce=old.nonce)
@@ -181,7 +181,7 @@ def test_S16_an_answer_to_a_stale_nonce_is_dropped_not_a_rejection() -> None:
 
 def test_S16_a_bad_mac_is_refused_and_the_rejection_goes_to_the_leader_as_a_draft() -> None:
     node, _ = follower()
-    req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32)
+    req = m.JoinRequest(node="n3", cluster_id="c1", replica_seq=0, replica_hash="0" * 32, seen_incarnation=0)
     challenge = only(node.step(req, T0, "node:n3"), m.JoinChallenge)
     out = node.step(m.JoinResponse(node="n3", mac="00" * 32, nonce=challenge.nonce), T0, "node:n3")
     assert only(out, m.JoinRefused, to="node:n3").reason == "bad_credentials"
@@ -192,7 +192,7 @@ def test_S16_a_bad_mac_is_refused_and_the_rejection_goes_to_the_leader_as_a_draf
 def test_S15_a_joiner_from_another_cluster_is_refused() -> None:
     node, _ = follower()
     assert sends(node.step(m.Discover(node="x", cluster_id="other"), T0, "node:x")) == []
-    req = m.JoinRequest(node="x", cluster_id="other", replica_seq=0, replica_hash="0" * 32)
+    req = m.JoinRequest(node="x", cluster_id="other", replica_seq=0, replica_hash="0" * 32, seen_incarnation=0)
     assert only(node.step(req, T0, "node:x"), m.JoinRefused).reason == "wrong_cluster"
 
 
@@ -245,6 +245,29 @@ def leader() -> tuple[NodeCore, list]:
     node.step(m.CaughtUp(head_seq=len(records)), T0, "elm:n1")
     assert node.role == Role.LEADER
     return node, records
+
+
+def _approved(seen_incarnation: int) -> m.JoinApproved:
+    return m.JoinApproved(joiner="n2", sponsor="n1", mode="delta", from_seq=5, to_seq=9, their_seq=4,
+                          seen_incarnation=seen_incarnation)
+
+
+def test_invariant5_a_member_admitted_but_never_told_that_asks_again_is_not_admitted_twice() -> None:
+    """Classic seeds 175, 295, 409, 471: n2's NodeJoined (incarnation 1) committed, but n2 never
+    heard (its replica still shows incarnation 0); it asked again through a sponsor. The sync
+    carries its admission: a second NodeJoined would admit one join twice."""
+    node, _ = leader()
+    node.step(_approved(seen_incarnation=0), T0 + 5, "node:n1")
+    assert not [d for d in _pending(node) if d.event.type in ("JoinRequested", "NodeJoined")]
+
+
+def test_S13_a_member_that_saw_its_admission_and_joins_again_is_admitted_anew() -> None:
+    """A restarted process (its replica shows incarnation 1, as the leader's view does) is a new
+    join: a new incarnation."""
+    node, _ = leader()
+    node.step(_approved(seen_incarnation=1), T0 + 5, "node:n1")
+    joined_again = [d.event.incarnation for d in _pending(node) if d.event.type == "NodeJoined"]
+    assert joined_again == [2]
 
 
 def test_S22_the_leader_acks_a_members_heartbeat_with_its_committed_seq() -> None:

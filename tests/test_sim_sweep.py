@@ -100,6 +100,15 @@ REGRESSION_SEEDS = {
     2090: "a follower kept heartbeating a node that no longer led",
     3398: "an admin move bypassed the stop proof",
     14947: "a leaving leader placed its own group elsewhere in the batch of its exit",
+    175: "a member admitted but never told asked again and was admitted twice (invariant 5)",
+    471: "the same double admission, with n5",
+}
+
+# Swarm seeds at 7 nodes the sweep once failed (options drawn from the seed).
+SWARM7_REGRESSION_SEEDS = {
+    206: "a paused leader was held to the regroup bound while it could not run (checker)",
+    281: "a group whose resources a paused owner's watchdog killed and its owner restarted was "
+         "judged by the group-level record, not by its resources (checker)",
 }
 
 
@@ -107,6 +116,12 @@ REGRESSION_SEEDS = {
 def test_seeds_that_once_failed_hold_every_invariant(seed: int) -> None:
     r = run_seed(seed, SWEEP_NODES, CLASSIC, SWEEP_DURATION_MS)
     assert r.ok, f"seed {seed} ({REGRESSION_SEEDS[seed]}): {r.violation}"
+
+
+@pytest.mark.parametrize("seed", sorted(SWARM7_REGRESSION_SEEDS))
+def test_swarm_seeds_at_7_nodes_that_once_failed_hold_every_invariant(seed: int) -> None:
+    r = run_seed(seed, 7, SimOptions.from_seed(seed), SWEEP_DURATION_MS)
+    assert r.ok, f"seed {seed} ({SWARM7_REGRESSION_SEEDS[seed]}): {r.violation}"
 
 
 def test_admin_forwarding_between_two_nodes_that_each_think_the_other_leads_stops() -> None:

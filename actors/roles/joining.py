@@ -80,7 +80,8 @@ def on_discover_reply(node: NodeState, msg: m.DiscoverReply, now: int, sender: s
         return []
     attempt.sponsor = msg.member  # S15: the first member found sponsors us
     req = m.JoinRequest(node=node.id, cluster_id=node.identity.cluster_id,
-                        replica_seq=node.view.seq, replica_hash=node.view.hash)
+                        replica_seq=node.view.seq, replica_hash=node.view.hash,
+                        seen_incarnation=attempt.base_incarnation)
     return [Send(m.node_addr(msg.member), req)]
 
 
@@ -117,10 +118,13 @@ def check_admitted(node: NodeState, now: int) -> list[Effect]:
 
 
 def on_replaced(node: NodeState) -> None:
-    """S17: a full copy replaced our replica: admission counts from its incarnation of us."""
+    """S17: a full copy replaced our replica: admission counts from its incarnation of us,
+    or from the one we told the sponsor if lower (the copy may hold an admission of this very
+    join we never heard: the leader does not admit us twice, so that one counts)."""
     if isinstance(node.role_state, JoinAttempt):
         me = node.view.membership.nodes.get(node.id)
-        node.role_state.base_incarnation = me.incarnation if me is not None else 0
+        node.role_state.base_incarnation = min(node.role_state.base_incarnation,
+                                               me.incarnation if me is not None else 0)
 
 
 # --- forming (S5) ----------------------------------------------------------------------------------

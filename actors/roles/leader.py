@@ -344,6 +344,11 @@ def on_join_approved(node: NodeState, msg: m.JoinApproved, now: int, sender: str
     if not node.view.config.is_member(msg.joiner):
         return
     known = node.view.membership.nodes.get(msg.joiner)
+    if known is not None and known.state in ("Online", "Paused") and known.incarnation > msg.seen_incarnation:
+        # Admitted already, but it never heard (a lost reply; it asked again): the same join.
+        # Its sync and our stream carry its NodeJoined; a second one would admit it twice.
+        lead.last_hb[msg.joiner], lead.misses[msg.joiner] = now, 0  # (it is alive: it asked)
+        return
     incarnation = (known.incarnation if known else 0) + 1
     if lead.admitting.get(msg.joiner, 0) >= incarnation:
         return

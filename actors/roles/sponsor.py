@@ -47,7 +47,8 @@ def on_join_response(node: NodeState, msg: m.JoinResponse, now: int, sender: str
         return reject(node, msg.node, "evicted" if msg.node in cfg.evicted else "unknown_member", now)
     if not check_mac(node.identity.secret, nonce, msg.node, node.identity.cluster_id, msg.mac):
         return reject(node, msg.node, "bad_credentials", now)
-    sync = m.SendSync(joiner=msg.node, their_seq=req.replica_seq, their_hash=req.replica_hash)
+    sync = m.SendSync(joiner=msg.node, their_seq=req.replica_seq, their_hash=req.replica_hash,
+                      seen_incarnation=req.seen_incarnation)
     return [Send(m.elm_addr(node.id), sync)]
 
 
@@ -56,7 +57,8 @@ def on_sync_sent(node: NodeState, msg: m.SyncSent, now: int, sender: str) -> lis
     if node.leader is None:
         return []
     approved = m.JoinApproved(joiner=msg.joiner, sponsor=node.id, mode=msg.mode,
-                              from_seq=msg.from_seq, to_seq=msg.to_seq, their_seq=msg.their_seq)
+                              from_seq=msg.from_seq, to_seq=msg.to_seq, their_seq=msg.their_seq,
+                              seen_incarnation=msg.seen_incarnation)
     return [Send(m.node_addr(node.leader), approved)]
 
 

@@ -57,6 +57,21 @@ def must_serve(cfg, state: str) -> bool:
     return not any((r.params.get("argv") or [""])[0] == BAD_COMMAND for r in cfg.resources)
 
 
+def _not_served_by_owner(world: World, cfg, group: str, owner: str) -> list[str]:
+    """A group with resources serves when each of them runs on its owner alone (what the
+    owner's processes do, watchdog kills included); one without, between StartGroup and StopGroup."""
+    resources = [r.name for r in cfg.resources] if cfg is not None else []
+    if not resources:
+        on = world.running.get(group, set())
+        return [] if on == {owner} else [f"group {group} runs on {sorted(on)}, owner {owner}"]
+    out = []
+    for name in resources:
+        on = world.resources.running.get((group, name), set())
+        if on != {owner}:
+            out.append(f"resource {group}/{name} runs on {sorted(on)}, owner {owner}")
+    return out
+
+
 class InvariantChecker:
     def __init__(self, world: World) -> None:
         self.world = world
@@ -223,7 +238,8 @@ class InvariantChecker:
                 role = self.up_as.pop(s.node_id)
                 if role not in STOPPED_ROLES and mv.is_full_member(s.node_id):
                     self.crashed[s.node_id] = (now, len(world.qdisk.records))
-        leaders = set(world.leaders())
+        # A paused leader detects nothing: its leading time counts afresh from its resume.
+        leaders = {(lid, e) for lid, e in world.leaders() if world.servers[lid].paused_until <= world.now}
         self.leader_since = {k: self.leader_since.get(k, now) for k in leaders}
         for node_id, (crashed_at, seq) in list(self.crashed.items()):
             if self.gone_at.get(node_id, 0) > seq or not mv.is_full_member(node_id):
@@ -276,8 +292,8 @@ class InvariantChecker:
                 continue
             if g.owner is None and online:
                 out.append(f"group {g.name} is not placed")
-            elif g.owner is not None and world.running.get(g.name, set()) != {g.owner}:
-                out.append(f"group {g.name} runs on {sorted(world.running.get(g.name, set()))}, owner {g.owner}")
+            elif g.owner is not None:
+                out += _not_served_by_owner(world, cfg.groups.get(g.name), g.name, g.owner)
         return out
 
     def check_serving_reached(self) -> None:
