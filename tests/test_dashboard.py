@@ -265,6 +265,43 @@ def test_admin_buttons_appear_only_with_the_token_and_errors_are_in_words(browse
         page.close()
 
 
+WEB_GROUP = {"groups": {"web": {"preferred_owners": ["n2"], "resources": [
+    {"name": "app", "type": "process", "params": {"argv": ["python3", "-m", "http.server"], "port": 8080}},
+    {"name": "api", "type": "process", "params": {"argv": ["python3", "api.py"]}, "depends_on": ["app"]}]}}}
+
+
+@pytest.mark.slow
+def test_issue10_each_groups_resources_show_state_owner_restarts_and_last_failure_now_and_at_any_seq(browser, sim_live):
+    live, cluster = sim_live
+    assert _http(live.url + "/v1/apply", "POST", WEB_GROUP, TOKEN)[0] == 200
+    live.in_loop(lambda: cluster.run(2_000))  # placed on n2; app, then api, start
+    page = _open(browser, live.url + "/")
+    try:
+        app = "#live-groups tr[data-group=web] li[data-resource=app]"
+        page.wait_for_selector(f"{app}[data-state=Online]", timeout=LIVE_CHANGE_MS)
+        assert "app (process)" in page.inner_text(app) and "on n2" in page.inner_text(app)
+        assert page.locator("#live-groups tr[data-group=web] li[data-resource=api][data-state=Online]").count() == 1
+        assert live.in_loop(lambda: cluster.world.resources.kill("web", "app"))
+        live.in_loop(lambda: cluster.run(2_000))  # restarted in place (attempt 1)
+        page.wait_for_selector(f"{app} .last-failure", timeout=LIVE_CHANGE_MS)
+        text = page.inner_text(app)
+        assert "1 restart" in text and "killed" in text and "exit -9" in text, text
+        _shot(page, "sim-05-resources")
+
+        failed = next(r.seq for r in cluster.world.qdisk.records if r.event.type == "ResourceFailed")
+        page.goto(f"{live.url}/?seq={failed}")
+        page.wait_for_selector("body[data-ready=true]", timeout=PAGE_READY_MS)
+        _wait_history_seq(page, failed)
+        past = "#history-groups tr[data-group=web] li[data-resource=app]"
+        assert page.get_attribute(past, "data-state") == "Failed"
+        assert "resource web/app: Online on n2 \u2192 Failed" in page.inner_text("#history-changes")
+        assert "failed on n2 (run): killed" in page.inner_text(f"#log tr[data-seq='{failed}']")
+        _shot(page, "sim-06-resources-scrubbed-to-the-failure")
+        assert not page.errors, page.errors
+    finally:
+        page.close()
+
+
 @pytest.mark.slow
 def test_the_page_reconnects_by_itself_after_the_stream_drops(browser, sim_live):
     live, cluster = sim_live

@@ -118,3 +118,25 @@ async def test_issue10_group_commands_name_what_is_wrong(cluster, path, status, 
         await _apply(client, {"groups": DECLARED})
         resp = await client.post(path, headers=AUTH)
         assert resp.status == status and (await resp.json())["error"] == error
+
+
+async def test_issue10_membership_shows_each_groups_resources_now_and_at_any_seq(cluster):
+    """What the dashboard's group rows and its scrubber read: state, owner, restarts and the
+    last failure of each resource, in the view now and at a past seq."""
+    async with client_for(cluster.app()) as client:
+        assert (await _apply(client, {"groups": DECLARED}))[0] == 200
+        cluster.run(SETTLE_RUN_MS)
+        assert cluster.world.resources.kill("web", "app")
+        cluster.run(SETTLE_RUN_MS)
+        now = await (await client.get("/v1/membership")).json()
+        (web,) = [g for g in now["groups"] if g["name"] == "web"]
+        app = web["resources"][0]
+        assert [r["name"] for r in web["resources"]] == ["app", "api"]
+        assert (app["state"], app["owner"], app["restarts"], app["attempt"]) == ("Online", "n2", 1, 1)
+        failure = app["last_failure"]
+        assert (failure["phase"], failure["reason"], failure["exit_code"], failure["node"]) == ("run", "killed", -9, "n2")
+        assert "argv" not in str(now)
+        failed_at = next(r.seq for r in cluster.world.qdisk.records if r.event.type == "ResourceFailed")
+        then = await (await client.get("/v1/membership", params={"at": str(failed_at)})).json()
+        (web_then,) = [g for g in then["groups"] if g["name"] == "web"]
+        assert web_then["resources"][0]["state"] == "Failed" and web_then["resources"][0]["restarts"] == 0

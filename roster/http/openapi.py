@@ -94,6 +94,11 @@ LEADER_VIEW = {"type": ["object", "null"], "properties": {
     "required": ["leader", "last_heartbeat_age_ms", "as_of", "detail"]}
 
 
+FAILURE = {"anyOf": [{"type": "null"}, _obj({"phase": {"type": "string", "enum": ["start", "run", "probe"]},
+                                             "reason": {"type": "string"}, "exit_code": {"type": ["integer", "null"]},
+                                             "seq": SEQ, "node": {"type": "string"}})]}
+
+
 def _node_schemas() -> dict[str, Any]:
     state = {"type": "string", "enum": ["Offline", "Joining", "Online", "Paused"]}
     names = {"type": "array", "items": {"type": "string"}}
@@ -104,7 +109,12 @@ def _node_schemas() -> dict[str, Any]:
         "MembershipGroup": _obj({"name": {"type": "string"}, "owner": NULLABLE_STR,
                                  "state": {"type": "string", "enum": ["Online", "Offline", "Failed"]},
                                  "since_seq": SEQ, "last_owner": NULLABLE_STR, "preferred_owners": names,
-                                 "failback": {"type": "boolean"}}),
+                                 "failback": {"type": "boolean"},
+                                 "resources": {"type": "array", "items": _ref("MembershipResource")}}),
+        "MembershipResource": _obj({"name": {"type": "string"}, "type": {"type": "string"},
+                                    "state": {"type": "string", "enum": ["Online", "Offline", "Failed", "Starting"]},
+                                    "owner": NULLABLE_STR, "attempt": INT, "restarts": INT, "since_seq": SEQ,
+                                    "last_failure": FAILURE}),
         "NodeDetail": _obj({"id": {"type": "string"}, "seq": SEQ, "hash": {"type": "string"}, "state": state,
                             "since_seq": SEQ, "reason": {"type": "string"}, "incarnation": INT, "misses": INT,
                             "evicted": {"type": "boolean"}, "member": {"type": "boolean"}, "address": NULLABLE_STR,
@@ -140,9 +150,7 @@ SSE_EVENT: dict[str, Any] = {
 
 
 def _group_schemas() -> dict[str, Any]:
-    failure = {"anyOf": [{"type": "null"}, _obj({"phase": {"type": "string", "enum": ["start", "run", "probe"]},
-                                                 "reason": {"type": "string"}, "exit_code": {"type": ["integer", "null"]},
-                                                 "seq": SEQ, "node": {"type": "string"}})]}
+    failure = FAILURE
     resource = _obj({"name": {"type": "string"}, "type": {"type": "string"},
                      "depends_on": {"type": "array", "items": {"type": "string"}},
                      "state": {"type": "string", "enum": ["Online", "Offline", "Failed", "Starting"]},

@@ -48,9 +48,28 @@ def membership_doc(ctx: Ctx, state: ClusterState) -> dict[str, Any]:
         gc = cfg.groups.get(g["name"])
         g["preferred_owners"] = list(gc.preferred_owners) if gc else []
         g["failback"] = gc.failback if gc else False
+        g["resources"] = _resources_summary(state, g["name"])
     return {"cluster": _cluster(ctx, state), "cluster_id": cfg.cluster_id, "seq": state.seq, "hash": state.hash,
             "ts": view["ts"], "epoch": view["epoch"], "leader": view["leader"],
             "nodes": view["nodes"], "groups": view["groups"]}
+
+
+def _resources_summary(state: ClusterState, group: str) -> list[dict[str, Any]]:
+    """Each resource's state, owner, restarts and last failure, in start order (an allow-list:
+    a spec's params may hold secrets; `GET /v1/groups/{name}` has the policies)."""
+    cfg = state.config.groups.get(group)
+    if cfg is None:
+        return []
+    out = []
+    for spec in cfg.resources:
+        rt = state.resources.resources.get((group, spec.name))
+        f = rt.last_failure if rt else None
+        out.append({"name": spec.name, "type": spec.type, "state": rt.state if rt else "Offline",
+                    "owner": rt.owner if rt else None, "attempt": rt.attempt if rt else 0,
+                    "restarts": rt.restarts if rt else 0, "since_seq": rt.since_seq if rt else 0,
+                    "last_failure": None if f is None else {"phase": f.phase, "reason": f.reason,
+                                                            "exit_code": f.exit_code, "seq": f.seq, "node": f.node}})
+    return out
 
 
 def config_doc(ctx: Ctx, state: ClusterState) -> dict[str, Any]:

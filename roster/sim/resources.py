@@ -111,6 +111,14 @@ class SimResources:
         command does not exist stays broken: that is its configuration, not a fault."""
         self.faults = ResourceFaults(0.0, 0.0, self.faults.slow_start_max_ms)
 
+    def kill(self, group: str, resource: str) -> bool:
+        """Kill -9 the running instance of a resource, wherever it runs (a test's fault)."""
+        for inst in list(self.instances.values()):
+            if (inst.group, inst.resource) == (group, resource) and inst.online:
+                self._exit(inst, "run", "killed", -9)
+                return True
+        return False
+
     def _exit(self, inst: Instance, phase: str, reason: str, code: int) -> None:
         """The process is gone (it exited); the host tells the node."""
         self._failed(inst)

@@ -178,6 +178,18 @@
       case "GroupMoved": return `group ${d.group}: ${d.from_node || "nobody"} \u2192 ${d.to_node || "nobody"} (${d.reason})`;
       case "GroupStateChanged": return `group ${d.group} ${d.state} (${d.reason})`;
       case "GroupDeleted": return `group ${d.group} deleted`;
+      case "ResourceAdded": return `resource ${d.group}/${d.spec.name} (${d.spec.type}) added`;
+      case "ResourceChanged": return `resource ${d.group}/${d.spec.name} changed`;
+      case "ResourceRemoved": return `resource ${d.group}/${d.resource} removed`;
+      case "GroupPolicyChanged": return `group ${d.group}: failover at most ${d.failover.threshold} per ${d.failover.period_ms} ms`;
+      case "GroupOfflineRequested": return `group ${d.group}: taken offline by an admin`;
+      case "GroupOnlineRequested": return `group ${d.group}: brought online by an admin`;
+      case "ResourceRestartRequested": return `resource ${d.group}/${d.resource}: restart requested`;
+      case "ResourceOnline": return `resource ${d.group}/${d.resource} Online on ${d.node} (attempt ${d.attempt})` + (d.endpoint ? ` at ${d.endpoint}` : "");
+      case "ResourceFailed": return `resource ${d.group}/${d.resource} failed on ${d.node} (${d.phase}): ${d.reason}` +
+        (d.exit_code === null || d.exit_code === undefined ? "" : `, exit ${d.exit_code}`) + (d.restarts_exhausted ? "; restarts exhausted, the group fails over" : "");
+      case "ResourceRestarted": return `resource ${d.group}/${d.resource} restarting on ${d.node} (attempt ${d.attempt})`;
+      case "ResourceOffline": return `resource ${d.group}/${d.resource} Offline on ${d.node} (${d.reason})`;
       case "SettingsChanged": return Object.entries(d.changes || {}).map(([k, v]) => `${k}=${v}`).join(", ");
       default:
         if (d.reason) return String(d.reason);
@@ -410,7 +422,8 @@
         h("th", { scope: "row" }, g.name, isChanged ? h("span", { class: "tag changed-tag", text: "changed" }) : null),
         h("td", {}, h("span", { class: `gstate gstate-${g.state}`, text: g.state })),
         h("td", { text: g.owner || "nobody" }),
-        h("td", { text: (g.preferred_owners || []).join(", ") || "any" }));
+        h("td", { text: (g.preferred_owners || []).join(", ") || "any" }),
+        h("td", { class: "resources" }, renderResources(g.resources || [])));
       if (live && S.token) {
         const targets = online.filter((id) => id !== g.owner);
         const sel = h("select", { "data-group": g.name, "aria-label": `Move ${g.name} to` },
@@ -424,6 +437,22 @@
         row.append(h("td", { class: "admin-only" }));
       }
       return row;
+    }));
+  }
+
+  // A group's resources, one line each: name (type), state, where, restarts, the last failure.
+  function renderResources(resources) {
+    if (!resources.length) return h("span", { class: "muted small", text: "none" });
+    return h("ul", { class: "resource-list" }, ...resources.map((r) => {
+      const f = r.last_failure;
+      const bits = [r.owner ? `on ${r.owner}` : null, r.restarts ? `${r.restarts} restart${r.restarts === 1 ? "" : "s"}` : null];
+      return h("li", { "data-resource": r.name, "data-state": r.state },
+        h("span", { class: "rname", text: `${r.name} (${r.type}) ` }),
+        h("span", { class: `gstate gstate-${r.state}`, text: r.state }),
+        h("span", { class: "small", text: bits.filter(Boolean).map((b) => ` \u00B7 ${b}`).join("") }),
+        f ? h("div", { class: "small last-failure",
+                       text: `last failure (seq ${f.seq}, ${f.node}, ${f.phase}): ${f.reason}` +
+                             (f.exit_code === null ? "" : `, exit ${f.exit_code}`) }) : null);
     }));
   }
 
@@ -752,6 +781,26 @@
       if (p.state !== g.state) {
         lines.push(`group ${g.name}: ${p.state} \u2192 ${g.state}`);
         groups.add(g.name);
+      }
+      const rBefore = new Map((p.resources || []).map((r) => [r.name, r]));
+      for (const r of g.resources || []) {
+        const q = rBefore.get(r.name);
+        if (!q) {
+          lines.push(`resource ${g.name}/${r.name} added`);
+        } else if (q.state !== r.state || q.owner !== r.owner) {
+          lines.push(`resource ${g.name}/${r.name}: ${q.state}${q.owner ? " on " + q.owner : ""} \u2192 ${r.state}${r.owner ? " on " + r.owner : ""}`);
+        } else if (q.restarts !== r.restarts || q.attempt !== r.attempt) {
+          lines.push(`resource ${g.name}/${r.name}: attempt ${q.attempt} \u2192 ${r.attempt}`);
+        } else {
+          continue;
+        }
+        groups.add(g.name);
+      }
+      for (const q of p.resources || []) {
+        if (!(g.resources || []).some((r) => r.name === q.name)) {
+          lines.push(`resource ${g.name}/${q.name} removed`);
+          groups.add(g.name);
+        }
       }
     }
     for (const p of prev.groups) {
