@@ -109,6 +109,8 @@ SWARM7_REGRESSION_SEEDS = {
     206: "a paused leader was held to the regroup bound while it could not run (checker)",
     281: "a group whose resources a paused owner's watchdog killed and its owner restarted was "
          "judged by the group-level record, not by its resources (checker)",
+    716: "a group whose owner ran out of restarts and was declared down in the same batch failed "
+         "over past its FailoverThreshold (0) instead of going Failed",
 }
 
 

@@ -447,7 +447,7 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
             if gv.owner is not None:  # its owner is gone but may still run it: release, wait
                 out.append(admin.release(name, f"owner {prev} left; waiting for it to stop", node.id))
             continue
-        if failed_on is not None and gv.owner is None:
+        if failed_on is not None:  # (an owner that ran out of restarts may also be down by now)
             count = view.resources.failovers_within(name, group.failover.period_ms)
             if count > group.failover.threshold:  # WSFC FailoverThreshold: it stays offline
                 reason = f"failed over {count} times in {group.failover.period_ms // 1000} s"
