@@ -240,10 +240,11 @@ def plain_actor_on(node_id: str) -> Any:
 
     ray_node = next(n["NodeID"] for n in ray.nodes() if n["Alive"] and f"roster-node-{node_id}" in n["Resources"])
     cls = ray.remote(Counter).options(name=PLAIN_ACTOR, namespace="roster", lifetime="detached", max_restarts=-1,
-                                      max_task_retries=-1, num_cpus=0,
+                                      max_task_retries=-1, num_cpus=0.01,  # (an empty request ignores affinity)
                                       scheduling_strategy=NodeAffinitySchedulingStrategy(ray_node, soft=True))
     handle = cls.remote(start=0)
-    ray.get(handle.ping.remote(), timeout=30)
+    where = ray.get(handle.where.remote(), timeout=30)
+    assert where["ray_node"] == ray_node, f"the plain actor runs on {where['ray_node']}, not on {node_id}'s node"
     return handle
 
 

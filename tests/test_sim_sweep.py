@@ -17,6 +17,8 @@ SWEEP_NODES = 5
 SWEEP_DURATION_MS = 20_000
 SWARM_SEEDS = 200
 SWARM_FIRST_SEED = 100_000
+SWARM7_SEEDS = 150  # issue 12 §3: a 7-node swarm sweep in CI too (≈ 60 s here)
+SWARM7_NODES = 7
 CLASSIC = SimOptions.classic(FAULT_KINDS)
 
 
@@ -72,6 +74,19 @@ def test_swarm_sweep_invariants_hold() -> None:
         if not r.ok:
             failures.append(f"seed {seed}: {r.violation} — replay: roster simulate --seed {seed} "
                             f"--nodes {SWEEP_NODES} --duration 20 (options: {options.describe()})")
+    assert not failures, "\n".join(failures)
+
+
+@pytest.mark.slow
+def test_swarm_sweep_at_7_nodes_invariants_hold() -> None:
+    """Invariants 1–6 and the policy check at 7 nodes (the CI size elsewhere is 5)."""
+    failures = []
+    for seed in range(1, SWARM7_SEEDS + 1):
+        options = SimOptions.from_seed(seed)
+        r = run_seed(seed, SWARM7_NODES, options, SWEEP_DURATION_MS)
+        if not r.ok:
+            failures.append(f"seed {seed}: {r.violation} — replay: roster simulate --seed {seed} "
+                            f"--nodes {SWARM7_NODES} --duration 20")
     assert not failures, "\n".join(failures)
 
 
