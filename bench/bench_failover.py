@@ -52,7 +52,8 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from actors.settings import ProtocolSettings  # noqa: E402
 from bench_ray import _descendants, load_avg, log, pct  # noqa: E402
 from roster.cli_up import start_cluster, wait_all_online  # noqa: E402
-from tests.ray_helpers import FAST_HEALTH, admin, leader_of, roster_config, status, wait_for, worker_args  # noqa: E402
+from tests.ray_helpers import (FAST_HEALTH, admin, leader_of, quorum_records, roster_config, status,  # noqa: E402
+                               wait_for, worker_args)
 
 MEMBERS = ["n1", "n2", "n3"]
 TIMINGS = {"default": {"heartbeat_interval_ms": 1000, "heartbeat_misses_before_regroup": 5},
@@ -60,6 +61,7 @@ TIMINGS = {"default": {"heartbeat_interval_ms": 1000, "heartbeat_misses_before_r
 POLL_S = 0.02
 HTTP_TIMEOUT_S = 1.0
 SERVE_TIMEOUT_S = 60.0
+MOVE_ATTEMPTS = 3
 REJOIN_TIMEOUT_S = 120.0
 CALL_TIMEOUT_S = 1.0
 TARGET_RATIO_P99 = 1.5
@@ -135,11 +137,17 @@ class Bench:
         leader = self.leader()
         followers = [n for n in MEMBERS if n != leader]
         owner = followers[i % len(followers)]
-        reply = admin(leader, "group-move", group="web", node=owner)
-        assert reply.ok or reply.status == 409, reply
         client = self.urls[next(n for n in MEMBERS if n != owner)]
-        wait_for(lambda: (svc(client) or {}).get("node") == owner, SERVE_TIMEOUT_S, f"web served by {owner}")
-        return owner, client
+        for attempt in range(MOVE_ATTEMPTS):
+            reply = admin(self.leader(), "group-move", group="web", node=owner)
+            if not reply.ok:
+                log(f"group-move web to {owner} (attempt {attempt + 1}): {reply.status} {reply.error}: {reply.detail}")
+            deadline = time.monotonic() + SERVE_TIMEOUT_S / MOVE_ATTEMPTS
+            while time.monotonic() < deadline:
+                if (svc(client) or {}).get("node") == owner:
+                    return owner, client
+                time.sleep(POLL_S)
+        raise TimeoutError(f"web not served by {owner} after {MOVE_ATTEMPTS} moves")
 
     def crash_host(self, node_id: str) -> None:
         """SIGKILL the raylet first (so it cannot unregister itself), then every process under
@@ -184,13 +192,19 @@ def bench_owner(b: Bench, trials: int) -> dict[str, Any]:
     for i in range(trials):
         owner, client = b.place_on_follower(i)
         time.sleep(0.5)
+        head = quorum_records()[-1].seq
         t0 = time.monotonic()
         b.crash_host(owner)
         took = serving_again(client, lambda a, dead=owner: a["node"] != dead, t0)
         new_owner = (svc(client) or {}).get("node")
         rejoin = b.add_back(owner)
+        time.sleep(2 * b.settings["heartbeat_interval_ms"] / 1000)  # what the rejoin logs next
+        after = [r for r in quorum_records() if r.seq > head and r.node == owner]
         rows.append({"trial": i + 1, "victim": owner, "new_owner": new_owner, "serving_ms": round(took * 1000),
-                     "rejoin_ms": round(rejoin * 1000)})
+                     "rejoin_ms": round(rejoin * 1000),
+                     "joins": sum(r.event.type == "NodeJoined" for r in after),
+                     "misses_after_join": sum(r.event.type == "HeartbeatMissed" for r in after
+                                              if r.seq > next((j.seq for j in after if j.event.type == "NodeJoined"), 1 << 62))})
         log(f"owner {b.timing} {i + 1}/{trials}: {json.dumps(rows[-1])}")
     return {"rows": rows, "bound_ms": b.bound_ms}
 
