@@ -81,7 +81,10 @@ def _should_run(run: GroupRun, res: ResourceRun, wanted: bool, configured: set[s
         return False
     if res.restart_at is not None and now < res.restart_at:
         return False
-    return all(run.resources.get(d) is not None and run.resources[d].phase == "online" for d in res.spec.depends_on)
+    # A dependency about to restart counts as down: its dependents stop first (else it waits for
+    # them to stop and they wait for it to stop, and an admin restart of it does nothing).
+    return all((dep := run.resources.get(d)) is not None and dep.phase == "online" and not dep.restart_pending
+               for d in res.spec.depends_on)
 
 
 def _config_names(node: NodeState, group: str) -> set[str]:

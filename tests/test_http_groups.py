@@ -107,6 +107,25 @@ async def test_issue10_resource_restart_restarts_it_in_place(cluster):
         assert [(e.resource, e.attempt) for e in restarted] == [("api", after["attempt"])]
 
 
+async def test_issue10_restarting_a_resource_others_depend_on_stops_them_first_then_starts_all_again(cluster):
+    """`roster resource restart web app` where `api` depends on `app` (examples/web.toml's shape):
+    api stops, then app; app starts again (attempt + 1), then api. (It once did nothing: app
+    waited for api to stop, api for app to stop.)"""
+    async with client_for(cluster.app()) as client:
+        await _apply(client, {"groups": DECLARED})
+        before = await _group(client, cluster, "web")
+        head = len(cluster.world.qdisk.records)
+        resp = await client.post("/v1/groups/web/resources/app/restart", headers=AUTH)
+        assert resp.status == 200, await resp.text()
+        after = await _group(client, cluster, "web")
+        assert [(r["name"], r["state"]) for r in after["resources"]] == [("app", "Online"), ("api", "Online")]
+        assert after["resources"][0]["attempt"] == before["resources"][0]["attempt"] + 1
+        steps = [(r.event.type, r.event.resource) for r in cluster.world.qdisk.records[head:]
+                 if r.event.type in ("ResourceOffline", "ResourceRestarted", "ResourceOnline")]
+        assert steps == [("ResourceOffline", "api"), ("ResourceOffline", "app"), ("ResourceRestarted", "app"),
+                         ("ResourceOnline", "app"), ("ResourceOnline", "api")], steps
+
+
 @pytest.mark.parametrize("path, status, error", [
     ("/v1/groups/nope/online", 404, "unknown_group"),
     ("/v1/groups/nope/offline", 404, "unknown_group"),
