@@ -99,6 +99,8 @@ class SegmentReader:
         self.path = Path(path)
         if not self.path.is_dir():
             raise FileNotFoundError(f"no such directory: {self.path}")
+        if not is_log_dir(self.path) and is_log_dir(self.path / "log"):
+            self.path = self.path / "log"  # a data dir's quorum/ or nodes/<id>/: its log is log/
         if not is_log_dir(self.path):
             raise NotALogError(f"{self.path} is not a Roster log directory (no *{SEGMENT_SUFFIX} segments)")
         self.segments = segment_files(self.path)

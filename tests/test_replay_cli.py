@@ -90,6 +90,17 @@ def test_replay_works_while_a_node_holds_the_log(capsys, logdir, history):
 # --- events --------------------------------------------------------------------------------
 
 
+def test_the_offline_verbs_take_a_data_dirs_quorum_folder_for_its_log(capsys, logdir, history):
+    """`roster events roster-data/quorum` (the folder a user sees) reads roster-data/quorum/log/."""
+    code, out, err = run(capsys, "events", logdir.parent, "--type", "NodeJoined", "--json")
+    assert code == 0 and [codec.decode(x).seq for x in out.splitlines()] == [r.seq for r in history
+                                                                            if r.type == "NodeJoined"], err
+    empty = logdir.parent / "empty"
+    empty.mkdir()
+    code, _, err = run(capsys, "events", empty)
+    assert code != 0 and "not a Roster log directory" in err and "Traceback" not in err
+
+
 def test_events_filters_by_type_node_and_from(capsys, logdir, history):
     code, out, _ = run(capsys, "events", logdir, "--type", "NodeJoined", "--json")
     got = [codec.decode(line) for line in out.splitlines()]
