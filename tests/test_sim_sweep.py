@@ -119,6 +119,15 @@ REGRESSION_SEEDS = {
     471: "the same double admission, with n5",
 }
 
+# Swarm seeds at 3 (and 9) nodes the final sweep of 2026-12-03 once failed.
+SWARM3_REGRESSION_SEEDS = {
+    722: "after an admin moved a group back, a node failure's move was counted as a resource failover (checker)",
+    1142: "a duplicated pause answered no_leader on one path committed on another (checker: a 503 is not definite)",
+    1998: "a paused server's core acted on its resource host's reports while paused (sim shell)",
+    2808: "a resource-less group the watchdog stopped during a pause was never started again (sim shell)",
+    3963: "the same, with another group",
+}
+
 # Swarm seeds at 7 nodes the sweep once failed (options drawn from the seed).
 SWARM7_REGRESSION_SEEDS = {
     206: "a paused leader was held to the regroup bound while it could not run (checker)",
@@ -139,6 +148,18 @@ def test_seeds_that_once_failed_hold_every_invariant(seed: int) -> None:
 def test_swarm_seeds_at_7_nodes_that_once_failed_hold_every_invariant(seed: int) -> None:
     r = run_seed(seed, 7, SimOptions.from_seed(seed), SWEEP_DURATION_MS)
     assert r.ok, f"seed {seed} ({SWARM7_REGRESSION_SEEDS[seed]}): {r.violation}"
+
+
+@pytest.mark.parametrize("seed", sorted(SWARM3_REGRESSION_SEEDS))
+def test_swarm_seeds_at_3_nodes_that_once_failed_hold_every_invariant(seed: int) -> None:
+    r = run_seed(seed, 3, SimOptions.from_seed(seed), SWEEP_DURATION_MS)
+    assert r.ok, f"seed {seed} ({SWARM3_REGRESSION_SEEDS[seed]}): {r.violation}"
+
+
+def test_swarm_seed_602_at_9_nodes_holds_every_invariant() -> None:
+    """A 503 no_leader to one copy of a duplicated group-online whose other copy committed."""
+    r = run_seed(602, 9, SimOptions.from_seed(602), SWEEP_DURATION_MS)
+    assert r.ok, r.violation
 
 
 def test_admin_forwarding_between_two_nodes_that_each_think_the_other_leads_stops() -> None:

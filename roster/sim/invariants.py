@@ -3,7 +3,8 @@
 1. At most one node acts as leader per epoch; epochs only grow.
 2. Every replica is a prefix of the quorum log; no acknowledged append is lost. Reply
    accounting: every `ok` the cluster sent a client is in the quorum log (admin events carry
-   the request id) and every definite failure is not, ever (`outcome_unknown` is neither).
+   the request id) and every definite failure is not, ever (`outcome_unknown` is neither, nor
+   is a 503: "not along this path, retry with the same request id").
    A leave is exempt from the `ok` side: the node answers before its exit is logged (S21).
 3. Equal seq ⇒ equal projection digest, on every replica and on the view every Node core
    decides from (compared with the quorum log's prefix of the same seq).
@@ -34,6 +35,10 @@ from roster.sim.world import World
 
 
 OUTCOME_UNKNOWN = "outcome_unknown"  # neither ok nor failed: the client looks the request id up
+# 503 (no leader reachable, leader changed, node stopped) says "not done along this path: retry
+# with the same request id", never "it did not happen": a duplicated request may have reached a
+# leader by another path (the retry then answers ok from the log). So it is not a definite failure.
+RETRY_STATUS = 503
 OK_EXEMPT_OPS = frozenset({"leave"})  # answered by the leaving node before its NodeExited commits (S21)
 GONE_EVENTS = frozenset({"NodeDown", "NodeExited", "NodeEvicted"})
 REGROUP_SLACK_INTERVALS = 3  # past the failover bound: a miss check, a regroup already under way
@@ -187,7 +192,7 @@ class InvariantChecker:
             rid, op = reply.request_id, world.admin_ops.get(reply.request_id, "?")
             if reply.ok and not reply.unchanged and op not in OK_EXEMPT_OPS and rid not in self.logged_requests:
                 self.fail(2, f"{op} {rid} was answered ok (seq {reply.seq}) but is not in the quorum log")
-            if not reply.ok and reply.error != OUTCOME_UNKNOWN:
+            if not reply.ok and reply.error != OUTCOME_UNKNOWN and reply.status != RETRY_STATUS:
                 if rid in self.logged_requests:
                     self.fail(2, f"{op} {rid} was answered {reply.error} but is in the quorum log")
                 self.failed_requests.setdefault(rid, f"{reply.status} {reply.error}")

@@ -7,7 +7,9 @@ thresholds, and a Failed group stays offline until an admin acts.
   A start on a new placement counts from zero, as the core's does.
 - Failovers, in the log: a group is placed again after a resource ran out of restarts only
   while its exhausted failures in the `failover.period_ms` ending at the newest one are at
-  most `failover.threshold` (the log's own clock, as the leader counts).
+  most `failover.threshold` (the log's own clock, as the leader counts). Only the first
+  placement after an exhaustion is its failover: one after a node failure with no new
+  exhaustion (say, after an admin moved the group back) is not counted, as the leader's is not.
 - A Failed group: no GroupMoved gives it an owner until GroupOnlineRequested, other than an
   admin's move (WSFC: it stays offline until an admin brings it online or moves it).
 """
@@ -34,6 +36,9 @@ class PolicyCheck:
     attempts: dict[Key, int] = field(default_factory=dict)  # the attempt of the last start
     exhausted_at: dict[str, list[int]] = field(default_factory=dict)  # group -> log ts of exhausted failures
     failed: set[str] = field(default_factory=set)  # groups Failed by policy, not yet brought online
+    # groups whose last exhausted failure has not led to a placement yet: the next placement is a
+    # failover (a later one, after a node failure with no new exhaustion, is not)
+    to_fail_over: set[str] = field(default_factory=set)
 
     # --- the simulated resource host's side ----------------------------------------------------------
     def resource_failed(self, key: Key, local_ms: int) -> None:
@@ -59,14 +64,17 @@ class PolicyCheck:
         e = r.event
         if e.type == "ResourceFailed" and e.restarts_exhausted:
             self.exhausted_at.setdefault(e.group, []).append(ts_ms(r.ts))
+            self.to_fail_over.add(e.group)
         elif e.type == "GroupOnlineRequested":
             self.exhausted_at.pop(e.group, None)
             self.failed.discard(e.group)
+            self.to_fail_over.discard(e.group)
         elif e.type == "GroupStateChanged" and e.state == "Failed":
             self.failed.add(e.group)
         elif e.type == "GroupDeleted":
             self.exhausted_at.pop(e.group, None)
             self.failed.discard(e.group)
+            self.to_fail_over.discard(e.group)
         elif e.type == "GroupMoved" and e.to_node is not None:
             self._placed(r, e.group, state)
 
@@ -80,7 +88,9 @@ class PolicyCheck:
                                        f"({r.event.reason}) without an admin bringing it online")
             return
         cfg, times = state.config.groups.get(group), self.exhausted_at.get(group)
-        if cfg is None or not times or admin:
+        failover = group in self.to_fail_over
+        self.to_fail_over.discard(group)  # this placement acts on the exhaustion (an admin's too)
+        if cfg is None or not times or admin or not failover:
             return
         newest = max(times)
         count = sum(1 for t in times if t > newest - cfg.failover.period_ms)

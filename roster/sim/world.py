@@ -271,6 +271,13 @@ class World:
         starts them again only if it still may."""
         s = self.servers[addr.split(":", 1)[1]]
         if s.watchdog_stopped:
+            for g in s.watchdog_stopped:
+                run = core.runner.groups.get(g)
+                # A group of no resources was only the group-level service: forget it, so the
+                # runner starts it again (StartGroup) if it still may run here. One with
+                # resources hears of each kill from its resource host.
+                if run is not None and all(r.phase == "stopped" for r in run.resources.values()):
+                    del core.runner.groups[g]
             core.running -= s.watchdog_stopped
             s.watchdog_stopped = set()
 
@@ -325,8 +332,12 @@ class World:
     def deliver_local(self, node_id: str, msg: m.Message) -> None:
         """A message from the server's own resource host to its node core (no network)."""
         s = self.servers.get(node_id)
-        if s is not None and s.up:
-            self._dispatch(m.node_addr(node_id), f"host:{node_id}", msg)
+        if s is None or not s.up:
+            return
+        if self.now < s.paused_until:  # a paused process reads its host's reports when it runs again
+            self._push(s.paused_until, "msg", (f"host:{node_id}", m.node_addr(node_id), msg, s.incarnation))
+            return
+        self._dispatch(m.node_addr(node_id), f"host:{node_id}", msg)
 
     # --- admin, as a client would ---------------------------------------------------------------------
     def admin(self, via: str, op: str, request_id: str, **args: Any) -> None:
