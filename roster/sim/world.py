@@ -276,7 +276,7 @@ class World:
                 # A group of no resources was only the group-level service: forget it, so the
                 # runner starts it again (StartGroup) if it still may run here. One with
                 # resources hears of each kill from its resource host.
-                if run is not None and all(r.phase == "stopped" for r in run.resources.values()):
+                if run is not None and not run.resources:
                     del core.runner.groups[g]
             core.running -= s.watchdog_stopped
             s.watchdog_stopped = set()
