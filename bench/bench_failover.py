@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import sys
 import tempfile
 import threading
@@ -52,8 +51,8 @@ from ray.cluster_utils import Cluster  # noqa: E402
 from actors.settings import ProtocolSettings  # noqa: E402
 from bench_ray import _descendants, load_avg, log, pct  # noqa: E402
 from roster.cli_up import start_cluster, wait_all_online  # noqa: E402
-from tests.ray_helpers import (FAST_HEALTH, admin, leader_of, quorum_records, roster_config, status,  # noqa: E402
-                               wait_for, worker_args)
+from tests.ray_helpers import (FAST_HEALTH, admin, free_port, leader_of, quorum_records,  # noqa: E402
+                               roster_config, status, wait_for, worker_args)
 
 MEMBERS = ["n1", "n2", "n3"]
 TIMINGS = {"default": {"heartbeat_interval_ms": 1000, "heartbeat_misses_before_regroup": 5},
@@ -67,12 +66,6 @@ CALL_TIMEOUT_S = 1.0
 TARGET_RATIO_P99 = 1.5
 RAY_TARGET_SPEEDUP = 2.0
 PLAIN_ACTOR = "plain/counter"  # the plain Ray actor's name (namespace roster, beside Roster's web/counter)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def app_spec(port: int, interval_ms: int) -> dict[str, Any]:

@@ -17,7 +17,6 @@ import collections
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,17 +25,15 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from tests.ray_helpers import free_port  # noqa: E402
+
 ROSTER = [str(Path(sys.executable).parent / "roster")]  # the venv's entry point, as a user runs it
 UP_TIMEOUT_S = 180
 EXIT_TIMEOUT_S = 120
 POLL_S = 2.0
 PAGE_EVENTS = 1000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str) -> dict:

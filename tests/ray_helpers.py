@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -15,6 +16,13 @@ from roster.ray_runtime.supervisor import NODE_RESOURCE_PREFIX
 
 FAST_HEALTH = {"health_check_period_ms": 500, "health_check_failure_threshold": 3, "health_check_initial_delay_ms": 0}
 TEST_SETTINGS = {"heartbeat_interval_ms": 300, "heartbeat_misses_before_regroup": 5}
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now (for a node's HTTP server or a service)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def worker_args(node_id: str) -> dict[str, Any]:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -27,8 +26,8 @@ ray = pytest.importorskip("ray")
 from ray.cluster_utils import Cluster  # noqa: E402
 
 from roster.cli_up import start_cluster, wait_all_online  # noqa: E402
-from tests.ray_helpers import (FAST_HEALTH, admin, quorum_records, roster_config, status,  # noqa: E402
-                               types_after, wait_for, worker_args)
+from tests.ray_helpers import (FAST_HEALTH, admin, free_port, quorum_records, roster_config,  # noqa: E402
+                               status, types_after, wait_for, worker_args)
 
 REPO = Path(__file__).resolve().parents[1]
 MEMBERS = ["n1", "n2", "n3"]
@@ -38,12 +37,6 @@ RESTART_THRESHOLD = 3  # declared() gives the app this restart.threshold
 FAILED_STAYS_S = 2.0  # a Failed group still offline this long after
 CALL_TIMEOUT_S = 2.0
 CLIENT_PERIOD_S = 0.1
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -64,29 +64,29 @@ def test_seed_sweep_all_faults_invariants_hold() -> None:
     assert not failures, "\n".join(failures)
 
 
+def _swarm_failures(seeds: range, nodes: int) -> list[str]:
+    """Each failing seed of a swarm sweep, with the command that replays it."""
+    failures = []
+    for seed in seeds:
+        options = SimOptions.from_seed(seed)
+        r = run_seed(seed, nodes, options, SWEEP_DURATION_MS)
+        if not r.ok:
+            failures.append(f"seed {seed}: {r.violation} — replay: roster simulate --seed {seed} "
+                            f"--nodes {nodes} --duration 20 (options: {options.describe()})")
+    return failures
+
+
 @pytest.mark.slow
 def test_swarm_sweep_invariants_hold() -> None:
     """Invariants 1–6 over seeds whose fault kinds and intensities are drawn from the seed."""
-    failures = []
-    for seed in range(SWARM_FIRST_SEED, SWARM_FIRST_SEED + SWARM_SEEDS):
-        options = SimOptions.from_seed(seed)
-        r = run_seed(seed, SWEEP_NODES, options, SWEEP_DURATION_MS)
-        if not r.ok:
-            failures.append(f"seed {seed}: {r.violation} — replay: roster simulate --seed {seed} "
-                            f"--nodes {SWEEP_NODES} --duration 20 (options: {options.describe()})")
+    failures = _swarm_failures(range(SWARM_FIRST_SEED, SWARM_FIRST_SEED + SWARM_SEEDS), SWEEP_NODES)
     assert not failures, "\n".join(failures)
 
 
 @pytest.mark.slow
 def test_swarm_sweep_at_7_nodes_invariants_hold() -> None:
     """Invariants 1–6 and the policy check at 7 nodes (the CI size elsewhere is 5)."""
-    failures = []
-    for seed in range(1, SWARM7_SEEDS + 1):
-        options = SimOptions.from_seed(seed)
-        r = run_seed(seed, SWARM7_NODES, options, SWEEP_DURATION_MS)
-        if not r.ok:
-            failures.append(f"seed {seed}: {r.violation} — replay: roster simulate --seed {seed} "
-                            f"--nodes {SWARM7_NODES} --duration 20")
+    failures = _swarm_failures(range(1, SWARM7_SEEDS + 1), SWARM7_NODES)
     assert not failures, "\n".join(failures)
 
 

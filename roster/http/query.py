@@ -16,6 +16,7 @@ from events import codec
 from events.types import EVENT_TYPES
 from projections import replay
 from projections.membership import MEMBER_STATES
+from projections.resources import ResourceRuntime
 from projections.state import ClusterState
 from roster.http.errors import SEQ_HEADER, invalid, not_found
 from roster.http.handlers import (CTX, Ctx, Prepared, answer, check_query, ctx_of, int_param, leader_view_of,
@@ -62,13 +63,10 @@ def _resources_summary(state: ClusterState, group: str) -> list[dict[str, Any]]:
         return []
     out = []
     for spec in cfg.resources:
-        rt = state.resources.resources.get((group, spec.name))
-        f = rt.last_failure if rt else None
-        out.append({"name": spec.name, "type": spec.type, "state": rt.state if rt else "Offline",
-                    "owner": rt.owner if rt else None, "attempt": rt.attempt if rt else 0,
-                    "restarts": rt.restarts if rt else 0, "since_seq": rt.since_seq if rt else 0,
-                    "last_failure": None if f is None else {"phase": f.phase, "reason": f.reason,
-                                                            "exit_code": f.exit_code, "seq": f.seq, "node": f.node}})
+        rt = state.resources.resources.get((group, spec.name)) or ResourceRuntime(group, spec.name)
+        d = rt.to_dict()
+        out.append({"name": spec.name, "type": spec.type,
+                    **{k: d[k] for k in ("state", "owner", "attempt", "restarts", "since_seq", "last_failure")}})
     return out
 
 
