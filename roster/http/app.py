@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from roster.http.admin_routes import ADMIN_BODY_MAX_BYTES
-from roster.http.errors import make_middleware
+from roster.http.errors import make_history_middleware, make_middleware
 from roster.http.feed import AdminPort, HealthPort, ReplicaFeed
 from roster.http.handlers import CTX, Ctx, LeaderViewPort
 from roster.http.metrics import REGISTRY, SOURCE, MetricsSource, http_histogram, make_registry, make_timing_middleware
@@ -33,7 +33,8 @@ def create_app(feed: ReplicaFeed, *, admin: AdminPort, health: HealthPort, token
         ctx.leader_view = leader_view
     http_hist = http_histogram()
     app = web.Application(middlewares=[make_timing_middleware(http_hist),
-                                       make_middleware(lambda request: request.app[CTX].feed.seq)],
+                                       make_middleware(lambda request: request.app[CTX].feed.seq),
+                                       make_history_middleware(lambda request: request.app[CTX].feed)],
                           client_max_size=ADMIN_BODY_MAX_BYTES)
     app[CTX] = ctx
     app[REGISTRY] = make_registry(ctx, http_hist, metrics_source)

@@ -15,9 +15,11 @@ from typing import Awaitable, Callable
 from aiohttp import web
 
 from events import codec
+from roster.http.feed import HISTORY_RETRY_AFTER_S, HistoryLoading, ReplicaFeed
 
 log = logging.getLogger("roster.http")
 
+HISTORY_WAIT_S = 5.0  # a read of older records waits this long for a starting node to load them
 SEQ_HEADER = "X-Roster-Seq"  # the replica seq a response reflects, on every response
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -87,6 +89,22 @@ def make_middleware(seq_of: SeqSource) -> Callable[[web.Request, Handler], Await
                               seq_of(request))
 
     return errors
+
+
+def make_history_middleware(feed_of: Callable[[web.Request], ReplicaFeed]) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """A read of records a starting node is still loading waits for them (once), then 503."""
+    @web.middleware
+    async def history(request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except HistoryLoading as exc:
+            feed = feed_of(request)
+            if not await feed.wait_until(lambda: feed.loaded, HISTORY_WAIT_S):
+                raise ApiError(503, "history_loading", f"this node is starting: {exc}",
+                               headers={"Retry-After": str(HISTORY_RETRY_AFTER_S)}) from None
+            return await handler(request)  # only reads raise it, before answering anything
+
+    return history
 
 
 def _http_detail(request: web.Request, exc: web.HTTPException) -> str:

@@ -27,6 +27,7 @@ from projections import state as proj
 from projections.state import ClusterState
 
 SUBSCRIBER_QUEUE_MAX_BATCHES = 1000
+HISTORY_RETRY_AFTER_S = 1  # what a reader is told to wait while a starting node loads its older records
 CHECKPOINT_EVERY_RECORDS = 1000  # time travel applies at most this many records per view
 PAGE_SCAN_MAX_RECORDS = 100_000  # a filtered page stops scanning here, so one request stays bounded
 
@@ -49,6 +50,24 @@ class NodeHealth:
             "applied_seq": self.applied_seq,
             "replica_lag": max(self.committed_seq - self.applied_seq, 0),
         }
+
+
+class HistoryLoading(Exception):
+    """A read needs records this replica has not loaded yet: a node starts from its ELM's folded
+    state and loads the records before it in the background (`ReplicaFeed.from_state`)."""
+
+
+@dataclass
+class _Backfill:
+    """The older records of a feed that started from a folded state, as they arrive."""
+
+    upto: int  # the seq the feed started at: records 1..upto are loaded here
+    upto_hash: str
+    generation: int  # the feed's generation it belongs to; a replaced replica drops it
+    records: list[Record] = field(default_factory=list)
+    state: ClusterState = field(default_factory=ClusterState)
+    checkpoints: list[ClusterState] = field(default_factory=list)
+    type_counts: Counter = field(default_factory=Counter)
 
 
 AdminPort = Callable[[str, dict[str, Any]], Awaitable[AdminReply]]
@@ -80,12 +99,65 @@ class ReplicaFeed:
     _changed: asyncio.Event | None = None
     _changed_loop: asyncio.AbstractEventLoop | None = None
     _subscribers: list[Subscription] = field(default_factory=list)
+    _backfill: _Backfill | None = None  # set while the records before `state`'s start are loading
 
     @classmethod
     def from_records(cls, node_id: str, records: Iterable[Record]) -> ReplicaFeed:
         feed = cls(node_id)
         feed.append(list(records))
         return feed
+
+    @classmethod
+    def from_state(cls, node_id: str, state: ClusterState) -> ReplicaFeed:
+        """A feed that starts at `state` (its own copy) and loads the records before it later
+        (`load_history`): the current view is readable at once, a read of older records raises
+        HistoryLoading until they are here. A node restarts in time independent of its log's length."""
+        feed = cls(node_id, state=state)
+        if state.seq > 0:
+            feed._backfill = _Backfill(state.seq, state.hash, feed.generation)
+        return feed
+
+    @property
+    def loaded(self) -> bool:
+        """Whether every record of the replica is here (not still loading after a start)."""
+        return self._backfill is None
+
+    @property
+    def history_to_load(self) -> tuple[int, int] | None:
+        """(next seq to load, last seq to load) while loading, else None."""
+        b = self._backfill
+        return None if b is None else (len(b.records) + 1, b.upto)
+
+    def load_history(self, chunk: list[Record]) -> None:
+        """The next records before the start (in order, from `history_to_load`'s first seq).
+        The last chunk must end on the start's hash: anything else is a bug (the replica was
+        replaced meanwhile: then `replace` dropped the load and this is a no-op)."""
+        b = self._backfill
+        if b is None or not chunk:
+            return
+        if chunk[0].seq != len(b.records) + 1 or chunk[-1].seq > b.upto:
+            raise ValueError(f"history chunk {chunk[0].seq}..{chunk[-1].seq} does not follow seq {len(b.records)}")
+        for r in chunk:  # fold with a checkpoint copy at every boundary, as _apply does
+            proj.apply_in_place(b.state, [r])
+            if r.seq % CHECKPOINT_EVERY_RECORDS == 0:
+                b.checkpoints.append(b.state.copy())
+        b.records.extend(chunk)
+        b.type_counts.update(r.event.type for r in chunk)
+        if len(b.records) < b.upto:
+            return
+        if b.state.hash != b.upto_hash:
+            raise ValueError(f"the loaded history ends on {b.state.hash}, the feed started at {b.upto_hash}")
+        self.records = b.records + self.records
+        self._checkpoints = b.checkpoints + self._checkpoints
+        self.type_counts = b.type_counts + self.type_counts
+        self._backfill = None
+        self.wake()
+
+    def history(self) -> list[Record]:
+        """Every record of the replica; HistoryLoading while the older ones are still loading."""
+        if self._backfill is not None:
+            raise HistoryLoading(f"records 1..{self._backfill.upto} are still loading")
+        return self.records
 
     @property
     def seq(self) -> int:
@@ -127,6 +199,7 @@ class ReplicaFeed:
         """The replica was replaced by a full copy (S17): start over from these records."""
         self.records, self.state, self._checkpoints = [], ClusterState(), []
         self.type_counts = Counter()
+        self._backfill = None  # the older records of the old history are not wanted any more
         self.generation += 1
         for q in self._subscribers:  # their batches belong to the old history: end those streams
             q.dropped = True
@@ -189,9 +262,10 @@ class ReplicaFeed:
         """
         out: list[Record] = []
         start = max(from_seq, 1)
-        end = min(len(self.records), start - 1 + scan_max)
+        records = self.history()
+        end = min(len(records), start - 1 + scan_max)
         for i in range(start - 1, end):
-            r = self.records[i]
+            r = records[i]
             if (type_ is None or r.event.type == type_) and (node is None or replay.names_node(r, node)):
                 out.append(r)
                 if len(out) >= limit:
@@ -202,7 +276,7 @@ class ReplicaFeed:
         """The chain hash after record `seq` (0 <= seq <= self.seq)."""
         if seq == self.seq:
             return self.state.hash
-        return self.records[seq - 1].hash if seq > 0 else GENESIS_HASH
+        return self.history()[seq - 1].hash if seq > 0 else GENESIS_HASH
 
     def state_at(self, seq: int) -> ClusterState:
         """The projections after record `seq` (0 <= seq <= self.seq). Read-only: may be the live state."""
@@ -211,17 +285,19 @@ class ReplicaFeed:
         if seq == self.seq:
             return self.state
         k = seq // CHECKPOINT_EVERY_RECORDS
+        records = self.history()
         base = self._checkpoints[k - 1] if k > 0 else ClusterState()
-        return proj.fold(base, self.records[base.seq : seq])
+        return proj.fold(base, records[base.seq : seq])
 
     def seq_at_time(self, t: datetime) -> int:
         """The last seq whose ts is at or before `t` (an aware datetime); 0 when none is.
 
         Bisects like logdir.LogReader.seq_at_time, then walks forward past a local step back.
         """
-        keys = _TsKeys(self.records)
+        records = self.history()
+        keys = _TsKeys(records)
         lo = bisect_right(keys, t)
-        while lo < len(self.records) and keys[lo] <= t:
+        while lo < len(records) and keys[lo] <= t:
             lo += 1
         return lo
 

@@ -59,9 +59,10 @@ class ReplicaCollector:
         yield _gauge("roster_replica_seq", "The seq this node's replica has applied", feed.seq, node)
         yield _gauge("roster_replica_lag", "Committed events this replica has not applied yet",
                      health.as_dict()["replica_lag"], node)
-        yield _counter("roster_heartbeat_misses", "HeartbeatMissed events in the log",
-                       feed.type_counts["HeartbeatMissed"], node)
-        yield _counter("roster_regroups", "Regrouped events in the log", feed.type_counts["Regrouped"], node)
+        if feed.loaded:  # counts of the whole log: left out while a starting node loads its older records
+            yield _counter("roster_heartbeat_misses", "HeartbeatMissed events in the log",
+                           feed.type_counts["HeartbeatMissed"], node)
+            yield _counter("roster_regroups", "Regrouped events in the log", feed.type_counts["Regrouped"], node)
         yield _gauge("roster_epoch", "The current epoch (fencing token) in this replica's view", view.epoch, node)
         yield _gauge("roster_is_leader", "1 when this node leads the cluster", int(health.role == "leader"), node)
         by_state = GaugeMetricFamily("roster_nodes", "Members by state in this replica's view", labels=["state"])
@@ -72,10 +73,11 @@ class ReplicaCollector:
         for state in GROUP_STATES:
             groups.add_metric([state], sum(1 for g in view.groups.values() if g.state == state))
         yield groups
-        events = CounterMetricFamily("roster_events", "Events in the log by type", labels=["type"])
-        for type_, count in sorted(feed.type_counts.items()):
-            events.add_metric([type_], count)
-        yield events
+        if feed.loaded:
+            events = CounterMetricFamily("roster_events", "Events in the log by type", labels=["type"])
+            for type_, count in sorted(feed.type_counts.items()):
+                events.add_metric([type_], count)
+            yield events
 
 
 def _gauge(name: str, doc: str, value: float, labels: dict[str, str]) -> GaugeMetricFamily:

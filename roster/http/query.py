@@ -151,7 +151,7 @@ async def get_timeline(request: web.Request) -> web.Response:
     seq, hash_ = feed.seq, feed.hash
 
     def build() -> Prepared:
-        entries = replay.timeline(feed.records, node)
+        entries = replay.timeline(feed.history(), node)
         doc = {"node": node, "seq": seq, "hash": hash_, "entries": [e.to_dict() for e in entries]}
         return Prepared(codec.dumps(doc), seq, hash_)
 

@@ -50,6 +50,7 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
     ctx = ctx_of(request)
     q = check_query(request, STREAM_PARAMS)
     feed = ctx.feed
+    feed.history()  # HistoryLoading (the middleware waits for it) before the stream begins
     cursor = start_seq(request, q, feed) - 1  # the last seq looked at
     type_, node = events_filters(q)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
@@ -63,7 +64,7 @@ async def get_stream(request: web.Request) -> web.StreamResponse:
                 await resp.write(b"event: reset\ndata: %s\n\n" % codec.dumps({"seq": feed.seq}))
                 break
             if feed.seq > cursor:
-                batch = feed.records[cursor : min(cursor + BATCH_RECORDS, feed.seq)]
+                batch = feed.history()[cursor : min(cursor + BATCH_RECORDS, feed.seq)]
                 cursor = batch[-1].seq
                 chunk = b"".join(event_bytes(r) for r in batch if _matches(r, type_, node))
                 if chunk:

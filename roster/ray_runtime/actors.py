@@ -28,6 +28,14 @@ from roster.datadir import read_secret
 from roster.latency import LatencyHistogram
 from roster.ray_runtime.shell import EffectRunner, now_ms, wall_ms
 
+def _import_node_actor() -> None:
+    """Load the NodeActor class into this process now, at its start: Ray imports an actor's
+    module the first time a process makes a handle to one, and this module's first message to
+    a node would otherwise wait for that import (≈ 0.2–0.3 s: aiohttp, the HTTP app), e.g. an
+    ELM's first Committed to its rejoining node (measured in bench_ray.py's join part)."""
+    import roster.ray_runtime.node_actor  # noqa: F401
+
+
 log = logging.getLogger("roster.actors")
 
 
@@ -52,6 +60,7 @@ class QuorumActor:
     """The quorum resource: its log and its ownership record live on the head node's disk."""
 
     def __init__(self, data_dir: str, settings: dict[str, Any]) -> None:
+        _import_node_actor()
         self.dir = Path(data_dir) / "quorum"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.log = EventLog.open(self.dir / "log")
@@ -89,6 +98,7 @@ class ElmActor:
     """One node's replica of the log (S4, S6)."""
 
     def __init__(self, node_id: str, data_dir: str, settings: dict[str, Any]) -> None:
+        _import_node_actor()
         self.node_id = node_id
         self.dir = Path(data_dir) / "nodes" / node_id
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -129,9 +139,14 @@ class ElmActor:
     async def records(self, from_seq: int = 1) -> list:
         return self.core.records[max(from_seq, 1) - 1:]
 
-    async def replica(self) -> tuple[ClusterState, list]:
-        """The folded state and the records, for the node starting beside us (one call)."""
-        return self.core.state, self.core.records
+    async def replica_state(self) -> ClusterState:
+        """The folded state, for the node starting beside us: it starts from this, not from the
+        records, and loads those afterwards (`records_between`) for its HTTP reads."""
+        return self.core.state
+
+    async def records_between(self, from_seq: int, to_seq: int) -> list:
+        """Records from_seq..to_seq (both included), as far as this replica has them."""
+        return self.core.records[max(from_seq, 1) - 1 : max(to_seq, 0)]
 
     async def head(self) -> tuple[int, str]:
         return self.core.head_seq, self.core.head_hash

@@ -20,6 +20,7 @@ import ray
 from actors import messages as m
 from actors.effects import SetRunDeadline, StartResource, StopResource
 from actors.node import CreateSpec, NodeCore, NodeIdentity
+from actors.node_state import ACTIVE_ROLES
 from actors.settings import ProtocolSettings
 from roster.datadir import read_secret
 from roster.http.admin_routes import ADMIN_TIMEOUT_S
@@ -31,6 +32,8 @@ from roster.resources.host import ResourceHost
 log = logging.getLogger("roster.node")
 ELM_LOOKUP_TIMEOUT_MS = 30_000
 ELM_LOOKUP_RETRY_S = 0.1
+HISTORY_CHUNK_RECORDS = 2000  # records per call while a started node loads its older records
+HISTORY_LOAD_WAIT_S = 5.0  # a node that has not joined by then loads its older records anyway
 RESOURCE_EFFECTS = (StartResource, StopResource, SetRunDeadline)
 
 
@@ -55,23 +58,52 @@ class NodeActor:
         self.stopped: str | None = None
         self.committed_seq = 0
         self._runner = None
+        self._history_task: asyncio.Task | None = None
+        self._joined = asyncio.Event()  # set once the core is in an active role (the join is over)
         self.http_url: str | None = None
         self.observer = NodeObserver(node_id)  # metrics and the leader's heartbeat view (issue 12)
 
     async def start(self) -> dict[str, Any]:
         """S14: load the local replica (from this node's ELM), bring no group online, then join."""
         elm = await self._find_elm()
-        state, records = await elm.replica.remote()  # a copy: Ray passes it by value
-        self.feed.append(records)
-        self.core = NodeCore(self.identity, self.settings, entropy=os.urandom(16), records=records,
-                             create=self.create, view=state)
+        state = await elm.replica_state.remote()  # a copy: Ray passes it by value
+        # The core and the HTTP feed start from the folded state (each its own copy), so a
+        # start costs the same at any log length; the feed loads the records afterwards.
+        self.feed = ReplicaFeed.from_state(self.node_id, state.copy())
+        self.core = NodeCore(self.identity, self.settings, entropy=os.urandom(16), create=self.create, view=state)
         self.observer.core = self.core
         self.shell = EffectRunner(self.me, self._step, on_group=self._group, on_stop=self._stopped,
                                   local={"AdminReply": self._admin_reply})
         self.shell.run(self.core.start(now_ms()))
         if self.http_port is not None:
             await self._start_http()
+        self._history_task = asyncio.get_running_loop().create_task(self._load_history(elm))
         return {"node": self.node_id, "http": self.http_url, "pid": os.getpid()}
+
+    async def _load_history(self, elm: Any) -> None:
+        """The feed's records before its start, from the ELM in chunks (neither actor's loop
+        is held for long), folded between them, once the node has joined (the ELM is busy with
+        the join's sync before that) or HISTORY_LOAD_WAIT_S after the start at the latest.
+        A replaced replica ends the load (S17)."""
+        try:
+            await asyncio.wait_for(self._joined.wait(), HISTORY_LOAD_WAIT_S)
+        except asyncio.TimeoutError:
+            pass
+        try:
+            while (todo := self.feed.history_to_load) is not None:
+                first, last = todo
+                chunk = await elm.records_between.remote(first, min(last, first + HISTORY_CHUNK_RECORDS - 1))
+                if self.feed.history_to_load != todo:
+                    continue  # replaced meanwhile: the load is gone or starts afresh
+                if not chunk:
+                    raise ValueError(f"the ELM has no records from seq {first}")
+                self.feed.load_history(chunk)
+                await asyncio.sleep(0)
+        except ValueError as exc:  # the ELM's history changed under the load (a full copy, S17)
+            log.warning("%s: older records not loaded (%s); reads of them wait for the replaced replica",
+                        self.node_id, exc)
+        except ray.exceptions.RayError as exc:  # a dead ELM stops the node anyway
+            log.warning("%s: older records not loaded: %s", self.node_id, str(exc).splitlines()[0])
 
     async def _find_elm(self) -> Any:
         """The ELM is created just before us; its name may take a moment to register."""
@@ -96,6 +128,8 @@ class NodeActor:
             self.committed_seq = max(self.committed_seq, msg.committed_seq)
         effects = self.core.step(msg, now, sender)
         self.observer.after_step(msg, now, self.core)
+        if self.core.role in ACTIVE_ROLES and not self._joined.is_set():
+            self._joined.set()
         # Resource effects go to the host at once (a run deadline must not queue behind sends).
         for e in effects:
             if isinstance(e, RESOURCE_EFFECTS):
@@ -190,6 +224,8 @@ class NodeActor:
         self.http_url = f"http://{self.http_host}:{self.http_port}"
 
     async def shutdown(self) -> None:
+        if self._history_task is not None:
+            self._history_task.cancel()
         if self.shell is not None:
             self.shell.cancel_timers()
         await self.host.stop_all()
