@@ -42,7 +42,9 @@ def _errors(*statuses: int, admin: bool = False) -> dict[str, Any]:
     why = {304: "Not modified (If-None-Match matched the ETag)", 401: "Missing or wrong bearer token",
            404: "Unknown node, group or seq", 409: "Conflicts with the cluster's state",
            413: "Body too large", 422: "Malformed input (the detail names the problem)",
-           502: "The leader's answer made no sense", 503: "No leader reachable, or this node is not healthy",
+           502: "The leader's answer made no sense",
+           503: "No leader reachable, or this node is not healthy, or (error history_loading, with "
+                "Retry-After) the node just started and is still loading the older records the read needs",
            504: "The replica did not reach min_seq in time"}
     if admin:
         why[504] = ("Outcome unknown: the leader changed while committing the command; look up request_id "
@@ -269,21 +271,21 @@ def _paths() -> dict[str, Any]:
     state = _params("at", "min_seq", "timeout_ms", "if_none_match")
     return {
         "/v1/membership": _read("Membership: epoch, leader, every node's state and every group's owner",
-                                "Membership", state, (304, 404, 422, 504)),
+                                "Membership", state, (304, 404, 422, 503, 504)),
         "/v1/config": _read("The configuration database (the secret only as a fingerprint)",
-                            "Config", state, (304, 404, 422, 504)),
-        "/v1/nodes/{id}": _read("One node", "NodeDetail", [_path("id"), *state], (304, 404, 422, 504)),
+                            "Config", state, (304, 404, 422, 503, 504)),
+        "/v1/nodes/{id}": _read("One node", "NodeDetail", [_path("id"), *state], (304, 404, 422, 503, 504)),
         "/v1/nodes/{id}/timeline": _read("Every lifecycle change of one node", "Timeline",
                                          [_path("id"), *_params("min_seq", "timeout_ms", "if_none_match")],
-                                         (304, 404, 422, 504)),
+                                         (304, 404, 422, 503, 504)),
         "/v1/events": _read("A page of the log; continue from `next`", "EventsPage",
-                            _params("from", "limit", "type", "node", "if_none_match"), (304, 422)),
+                            _params("from", "limit", "type", "node", "if_none_match"), (304, 422, 503)),
         "/v1/events/stream": {"get": {
             "summary": "The log as server-sent events (`id: <seq>`); resume with Last-Event-ID or ?from",
             "parameters": [STREAM_FROM, *_params("type", "node", "last_event_id")],
             "responses": {"200": {"description": SSE_DESCRIPTION,
                                   "content": {"text/event-stream": {"schema": SSE_EVENT}}},
-                          **_errors(422)}}},
+                          **_errors(422, 503)}}},
         "/healthz": {"get": {"summary": "This node's role, state and replica lag", "responses": {
             "200": _json(_ref("Health"), "Healthy"), "503": _json(_ref("Health"), "Not healthy (see detail)"),
             **_errors(422)}}},
