@@ -40,7 +40,7 @@ from events import codec, snapshot_store  # noqa: E402
 from events.log import EventLog  # noqa: E402
 from events.record import Record  # noqa: E402
 from events.types import EVENT_TYPES  # noqa: E402
-from projections import config_db, membership  # noqa: E402
+from projections import config_db, membership, resources  # noqa: E402
 from roster import logdir  # noqa: E402
 from projections.state import ClusterState  # noqa: E402
 from roster.history_gen import make_history  # noqa: E402
@@ -143,6 +143,7 @@ def breakdown(path: Path) -> list[tuple[str, float]]:
         (_PART + "Record(...)", lambda r: Record(*_fields(r)), records),
         ("config_db.apply_in_place", lambda r: config_db.apply_in_place(state.config, r), records),
         ("membership.apply_in_place", lambda r: membership.apply_in_place(state.membership, r), records),
+        ("resources.apply_in_place", lambda r: resources.apply_in_place(state.resources, r), records),
         ("for scale: codec.from_envelope (the validating path)", codec.from_envelope, envs),
     ]
     out = []

@@ -225,13 +225,19 @@ _HANDLERS: dict[str, Handler] = {
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)
+_CHANGING = {name: h for name, h in _HANDLERS.items() if h is not _no_change}  # the calls worth making
 
 
 def apply_in_place(db: ConfigDatabase, r: Record) -> None:
     """Fold one record into a database the caller owns (used by `fold` on its private copy)."""
     if r.seq != db.seq + 1:
         raise AssertionError(f"config db at seq {db.seq} cannot apply seq {r.seq}")
-    _HANDLERS[r.event.type](db, r)
+    t = r.event.type
+    handler = _CHANGING.get(t)
+    if handler is not None:
+        handler(db, r)
+    elif t not in _HANDLERS:
+        raise KeyError(t)  # an event type this database does not know
     db.seq, db.hash = r.seq, r.hash
 
 

@@ -244,10 +244,16 @@ _HANDLERS: dict[str, Handler] = {
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)
+_CHANGING = {name: h for name, h in _HANDLERS.items() if h is not _no_change}  # the calls worth making
 
 
 def apply_in_place(view: ResourcesView, r: Record) -> None:
-    _HANDLERS[r.event.type](view, r)
+    t = r.event.type
+    handler = _CHANGING.get(t)
+    if handler is not None:
+        handler(view, r)
+    elif t not in _HANDLERS:
+        raise KeyError(t)  # an event type this view does not know
 
 
 def fold(view: ResourcesView, records: Iterable[Record]) -> ResourcesView:
