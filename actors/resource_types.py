@@ -35,6 +35,9 @@ class ProcessParams(_Params):
 
     argv: tuple[str, ...] = Field(min_length=1)
     env: dict[str, str] = Field(default_factory=dict)
+    # NAME -> an absolute path on the owner node whose contents become $NAME at each start:
+    # a secret stays in its file; the log, the API and `roster events` hold only the path.
+    env_files: dict[str, str] = Field(default_factory=dict)
     cwd: str | None = None
     port: int | None = Field(None, ge=PORT_MIN, le=PORT_MAX)
     host: str = "127.0.0.1"  # where the service listens; the endpoint other nodes forward to
@@ -47,6 +50,13 @@ class ProcessParams(_Params):
             raise ValueError("argv[0] is empty")
         if self.probe != "none" and self.port is None:
             raise ValueError(f"probe {self.probe!r} needs a port")
+        for name, path in self.env_files.items():
+            if not name or "=" in name:
+                raise ValueError(f"env_files: {name[:64]!r} is not an environment variable name")
+            if not path.startswith("/"):
+                raise ValueError(f"env_files.{name[:64]}: {path[:64]!r} is not an absolute path")
+            if name in self.env:
+                raise ValueError(f"{name[:64]} is set both in env and in env_files")
         return self
 
 
@@ -65,6 +75,9 @@ class RayActorParams(_Params):
 
 
 TYPE_PARAMS: dict[str, type[_Params]] = {"process": ProcessParams, "ray_actor": RayActorParams}
+# Params added after specs were first logged, left out of the normalised params while empty:
+# a spec that does not use one keeps the bytes (and hashes) it always had.
+PARAMS_OMITTED_WHEN_EMPTY = frozenset({"env_files"})
 
 
 def _one_line(exc: ValidationError, prefix: str) -> str:
@@ -94,7 +107,9 @@ def validate_resource(spec: ResourceSpec, group: str | None = None) -> ResourceS
         params = model.model_validate(spec.params)
     except ValidationError as exc:
         return _one_line(exc, f"{where}: params")
-    return spec.model_copy(update={"params": params.model_dump(mode="json")})
+    normal = {k: v for k, v in params.model_dump(mode="json").items()
+              if not (k in PARAMS_OMITTED_WHEN_EMPTY and not v)}
+    return spec.model_copy(update={"params": normal})
 
 
 def resource_from_dict(raw: Mapping[str, Any], group: str | None = None) -> ResourceSpec | str:

@@ -51,7 +51,8 @@ class ProcessRunner(Runner):
         p = self.params
         # The service may say where it runs (examples/whoami.py does); its own env wins.
         env = {"ROSTER_NODE": self.node_id, "ROSTER_GROUP": self.group, "ROSTER_RESOURCE": self.spec.name, **p.env}
-        return {"argv": list(p.argv), "env": env, "cwd": p.cwd, "stop_timeout_ms": self.spec.stop_timeout_ms,
+        return {"argv": list(p.argv), "env": env, "env_files": dict(p.env_files), "cwd": p.cwd,
+                "stop_timeout_ms": self.spec.stop_timeout_ms,
                 "deadline_mono_ms": deadline_mono_ms or 0, "log_dir": str(self.log_dir),
                 "log_max_bytes": self.log_max_bytes, "log_files_kept": self.log_files_kept}
 

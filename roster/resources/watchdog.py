@@ -118,6 +118,13 @@ class Watchdog:
 
     def spawn(self) -> bool:
         env = {**os.environ, **self.cfg.get("env", {})}
+        for name, path in self.cfg.get("env_files", {}).items():
+            try:  # read here, at each start, so the value never crosses Ray or reaches a log
+                env[name] = Path(path).read_text().removesuffix("\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else type(exc).__name__
+                self.report("error", reason=f"cannot read env file for {name} ({path}): {reason}")
+                return False
         try:
             self.proc = subprocess.Popen(self.cfg["argv"], env=env, cwd=self.cfg.get("cwd"), stdin=subprocess.DEVNULL,
                                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
