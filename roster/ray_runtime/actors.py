@@ -28,6 +28,7 @@ from roster.datadir import read_secret
 from roster.latency import LatencyHistogram
 from roster.ray_runtime.shell import EffectRunner, now_ms, wall_ms
 
+
 def _import_node_actor() -> None:
     """Load the NodeActor class into this process now, at its start: Ray imports an actor's
     module the first time a process makes a handle to one, and this module's first message to
