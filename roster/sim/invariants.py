@@ -185,6 +185,11 @@ class InvariantChecker:
                              f"but its {r.event.type} committed at seq {r.seq}")
         if r.event.type in GONE_EVENTS and r.node is not None:
             self.gone_at[r.node] = r.seq
+        elif r.event.type == "NodeJoined" and r.node in self.crashed:
+            # Its join was approved, then it died before its NodeJoined committed (seed 4485 at
+            # 9 nodes): the leader counts a new member's heartbeats from the admission, so the
+            # bound runs from this commit, as for a member that dies right after joining.
+            self.crashed[r.node] = (self.world.elapsed, r.seq)
 
     def _replies(self, world: World) -> None:
         """Reply accounting: what each client was told against what the quorum log holds."""
