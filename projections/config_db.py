@@ -14,6 +14,7 @@ from events import types as ev
 from events.codec import GENESIS_HASH
 from events.record import Record
 from projections._digest import digest_of
+from projections._handlers import changing
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,7 +226,7 @@ _HANDLERS: dict[str, Handler] = {
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)
-_CHANGING = {name: h for name, h in _HANDLERS.items() if h is not _no_change}  # the calls worth making
+_CHANGING = changing(_HANDLERS, _no_change)
 
 
 def apply_in_place(db: ConfigDatabase, r: Record) -> None:

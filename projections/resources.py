@@ -20,6 +20,7 @@ from typing import Any, Callable, Iterable, Literal
 from events import types as ev
 from events.record import Record
 from projections._digest import digest_of
+from projections._handlers import changing
 
 ResourceState = Literal["Online", "Offline", "Failed", "Starting"]
 RESOURCE_STATES: tuple[str, ...] = ("Online", "Offline", "Failed", "Starting")
@@ -244,7 +245,7 @@ _HANDLERS: dict[str, Handler] = {
 }
 for _name in ev.EVENT_TYPES:
     _HANDLERS.setdefault(_name, _no_change)
-_CHANGING = {name: h for name, h in _HANDLERS.items() if h is not _no_change}  # the calls worth making
+_CHANGING = changing(_HANDLERS, _no_change)
 
 
 def apply_in_place(view: ResourcesView, r: Record) -> None:

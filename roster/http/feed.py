@@ -137,10 +137,7 @@ class ReplicaFeed:
             return
         if chunk[0].seq != len(b.records) + 1 or chunk[-1].seq > b.upto:
             raise ValueError(f"history chunk {chunk[0].seq}..{chunk[-1].seq} does not follow seq {len(b.records)}")
-        for r in chunk:  # fold with a checkpoint copy at every boundary, as _apply does
-            proj.apply_in_place(b.state, [r])
-            if r.seq % CHECKPOINT_EVERY_RECORDS == 0:
-                b.checkpoints.append(b.state.copy())
+        _fold_with_checkpoints(b.state, b.checkpoints, chunk)
         b.records.extend(chunk)
         b.type_counts.update(r.event.type for r in chunk)
         if len(b.records) < b.upto:
@@ -185,15 +182,7 @@ class ReplicaFeed:
         self.wake()
 
     def _apply(self, fresh: list[Record]) -> None:
-        """Fold in place, copying the state at every checkpoint boundary crossed."""
-        i = 0
-        while i < len(fresh):
-            room = CHECKPOINT_EVERY_RECORDS - self.seq % CHECKPOINT_EVERY_RECORDS
-            chunk = fresh[i : i + room]
-            proj.apply_in_place(self.state, chunk)
-            i += len(chunk)
-            if self.seq % CHECKPOINT_EVERY_RECORDS == 0:
-                self._checkpoints.append(self.state.copy())
+        _fold_with_checkpoints(self.state, self._checkpoints, fresh)
 
     def replace(self, records: list[Record]) -> None:
         """The replica was replaced by a full copy (S17): start over from these records."""
@@ -311,6 +300,18 @@ class ReplicaFeed:
     def unsubscribe(self, q: asyncio.Queue) -> None:
         if q in self._subscribers:
             self._subscribers.remove(q)
+
+
+def _fold_with_checkpoints(state: ClusterState, checkpoints: list[ClusterState], records: list[Record]) -> None:
+    """Fold in place, appending a copy of the state at every checkpoint boundary crossed."""
+    i = 0
+    while i < len(records):
+        room = CHECKPOINT_EVERY_RECORDS - state.seq % CHECKPOINT_EVERY_RECORDS
+        chunk = records[i : i + room]
+        proj.apply_in_place(state, chunk)
+        i += len(chunk)
+        if state.seq % CHECKPOINT_EVERY_RECORDS == 0:
+            checkpoints.append(state.copy())
 
 
 class _TsKeys:
