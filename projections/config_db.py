@@ -13,7 +13,7 @@ from events.resource_spec import FailoverPolicy, ResourceSpec
 from events import types as ev
 from events.codec import GENESIS_HASH
 from events.record import Record
-from projections._digest import digest_of
+from projections._digest import digest_of, fragment
 from projections._handlers import changing
 
 
@@ -36,6 +36,7 @@ class GroupConfig:
     resources: tuple[ResourceSpec, ...] = ()  # in declaration order (start order: resource_types)
     failover: FailoverPolicy = DEFAULT_FAILOVER
     held: bool = False  # an admin took it offline: placed nowhere until brought online
+    _fragment: Any = field(default=None, init=False, repr=False, compare=False, hash=False)  # _digest.fragment
 
     def resource(self, name: str) -> ResourceSpec | None:
         return next((s for s in self.resources if s.name == name), None)
@@ -84,6 +85,9 @@ class ConfigDatabase:
         )
 
     def to_dict(self) -> dict[str, Any]:
+        return self._as_dict(GroupConfig.to_dict)
+
+    def _as_dict(self, group_dict: Callable[[GroupConfig], Any]) -> dict[str, Any]:
         return {
             "cluster_id": self.cluster_id,
             "name": self.name,
@@ -95,7 +99,7 @@ class ConfigDatabase:
                 for m in sorted(self.members.values(), key=lambda m: m.id)
             ],
             "evicted": dict(sorted(self.evicted.items())),
-            "groups": [g.to_dict() for g in sorted(self.groups.values(), key=lambda g: g.name)],
+            "groups": [group_dict(g) for g in sorted(self.groups.values(), key=lambda g: g.name)],
             "version": {"seq": self.seq, "hash": self.hash},
         }
 
@@ -116,7 +120,7 @@ class ConfigDatabase:
         )
 
     def digest(self) -> str:
-        return digest_of(self.to_dict())
+        return digest_of(self._as_dict(fragment))
 
     def is_member(self, node: str) -> bool:
         return node in self.members

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Literal
 
 from events import types as ev
 from events.record import Record
-from projections._digest import digest_of
+from projections._digest import digest_of, fragment
 from projections._handlers import changing
 
 ResourceState = Literal["Online", "Offline", "Failed", "Starting"]
@@ -46,6 +46,7 @@ class ResourceRuntime:
     endpoint: str | None = None
     last_failure: Failure | None = None
     since_seq: int = 0
+    _fragment: Any = field(default=None, init=False, repr=False, compare=False, hash=False)  # _digest.fragment
 
     def to_dict(self) -> dict[str, Any]:
         f = self.last_failure
@@ -114,7 +115,10 @@ class ResourcesView:
         return not self.resources
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"resources": [self.resources[k].to_dict() for k in sorted(self.resources)]}
+        return self._as_dict(ResourceRuntime.to_dict)
+
+    def _as_dict(self, resource_dict: Callable[[ResourceRuntime], Any]) -> dict[str, Any]:
+        d: dict[str, Any] = {"resources": [resource_dict(self.resources[k]) for k in sorted(self.resources)]}
         if self.failovers:  # only when set: a log without failovers keeps its digest
             d["failovers"] = {g: [[f.seq, f.at_ms, f.node] for f in fs] for g, fs in sorted(self.failovers.items())}
         if self.failed_on:
@@ -128,7 +132,7 @@ class ResourcesView:
         return cls({(r.group, r.resource): r for r in rs}, failovers, dict(d.get("failed_on", {})))
 
     def digest(self) -> str:
-        return digest_of(self.to_dict())
+        return digest_of(self._as_dict(fragment))
 
 
 Handler = Callable[[ResourcesView, Record], None]

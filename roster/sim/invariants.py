@@ -81,6 +81,7 @@ class InvariantChecker:
     def __init__(self, world: World) -> None:
         self.world = world
         self.leader_of_epoch: dict[int, str] = {}
+        self.leading: dict[str, int] = {}  # server -> the epoch its core leads, as last seen
         self.max_epoch = 0
         self.node_epochs: dict[tuple[str, int], int] = {}
         self.quorum_checked = 0
@@ -120,34 +121,45 @@ class InvariantChecker:
     def __call__(self, world: World, addr: str, msg: Any) -> None:
         if self.policy.violations:
             self.fail(4, self.policy.violations[0])
-        self._leaders(world)
+        # Per step only the servers it touched (the world says which): what did not change
+        # was checked when it last did. Time-bound checks (5, 6) run every step.
+        changed = world.take_changes()
+        servers = list(world.servers.values()) if changed is None else [world.servers[n] for n in changed]
+        self._leaders(world, servers)
         self._quorum_log(world)
-        self._replicas(world)
-        self._groups_running(world)
+        self._replicas(world, servers)
+        if world.placement_changed:
+            world.placement_changed = False
+            self._groups_running(world)
         self._replies(world)
-        self._node_views(world)
-        self._failures_regroup(world)
+        self._node_views(world, servers)
+        self._failures_regroup(world, servers)
         self._serving(world)
-        self._one_admission_per_join(world)
+        self._one_admission_per_join(world, servers)
         if isinstance(msg, m.ClusterExit) and addr.startswith("node:"):
             core = world._core(addr)
             if core is not None and core.role == "leader" and not leader_role.queued(core, msg.node, "NodeDown"):
                 self.exit_heard.add((msg.node, core.epoch))  # heard before any decision that it is down
 
-    def _leaders(self, world: World) -> None:
-        for node_id, epoch in world.leaders():
-            holder = self.leader_of_epoch.setdefault(epoch, node_id)
-            if holder != node_id:
-                self.fail(1, f"{node_id} and {holder} both lead epoch {epoch}")
+    def _leaders(self, world: World, servers: list) -> None:
+        for s in servers:
+            if not (s.up and s.node is not None):
+                self.leading.pop(s.node_id, None)
+                continue
+            key = (s.node_id, s.incarnation)
+            if s.node.epoch < self.node_epochs.get(key, 0):
+                self.fail(1, f"{s.node_id}'s epoch went back to {s.node.epoch}")
+            self.node_epochs[key] = s.node.epoch
+            if s.node.role != "leader":
+                self.leading.pop(s.node_id, None)
+                continue
+            self.leading[s.node_id] = s.node.epoch
+            holder = self.leader_of_epoch.setdefault(s.node.epoch, s.node_id)
+            if holder != s.node_id:
+                self.fail(1, f"{s.node_id} and {holder} both lead epoch {s.node.epoch}")
         if world.qdisk.epoch < self.max_epoch:
             self.fail(1, f"quorum epoch went back from {self.max_epoch} to {world.qdisk.epoch}")
         self.max_epoch = world.qdisk.epoch
-        for s in world.servers.values():
-            if s.up and s.node is not None:
-                key = (s.node_id, s.incarnation)
-                if s.node.epoch < self.node_epochs.get(key, 0):
-                    self.fail(1, f"{s.node_id}'s epoch went back to {s.node.epoch}")
-                self.node_epochs[key] = s.node.epoch
 
     def _quorum_log(self, world: World) -> None:
         records = world.qdisk.records
@@ -203,11 +215,11 @@ class InvariantChecker:
                 self.failed_requests.setdefault(rid, f"{reply.status} {reply.error}")
         self.replies_checked = len(world.replies_sent)
 
-    def _node_views(self, world: World) -> None:
+    def _node_views(self, world: World, servers: list) -> None:
         """Invariant 3 on the view each Node core decides from, not only on the replicas: every
         core in an active role (a joiner may still hold another history, S17, until replaced)."""
         quorum = world.qdisk.records
-        for s in world.servers.values():
+        for s in servers:
             if not s.up or s.node is None or s.node.view.seq == 0 or s.node.role not in ACTIVE_ROLES:
                 continue
             view, key = s.node.view, (s.node_id, s.incarnation)
@@ -222,9 +234,9 @@ class InvariantChecker:
                 self.fail(3, f"{s.node_id}'s node view at seq {view.seq} has digest {digest}, "
                              f"the quorum log {self.digests.get(view.seq)}")
 
-    def _replicas(self, world: World) -> None:
+    def _replicas(self, world: World, servers: list) -> None:
         quorum = world.qdisk.records
-        for s in world.servers.values():
+        for s in servers:
             head = len(s.replica)
             if head == self.replica_heads.get(s.node_id) or head == 0:
                 self.replica_heads[s.node_id] = head
@@ -235,12 +247,12 @@ class InvariantChecker:
             if s.up and s.elm is not None and s.elm.head_seq == head:
                 self._record_digest(s.node_id, s.elm.state)
 
-    def _failures_regroup(self, world: World) -> None:
+    def _failures_regroup(self, world: World, servers: list) -> None:
         """Invariant 5, second half: an unexpected failure always regroups. A member that
         crashed (not one that stopped itself: left or evicted) and stays down must be declared
         down once one leader has led for `regroup_bound_ms` since the crash."""
         now, mv = world.elapsed, self.quorum_state.membership
-        for s in world.servers.values():
+        for s in servers:
             if s.up and s.node is not None:
                 self.up_as[s.node_id] = s.node.role
                 self.crashed.pop(s.node_id, None)
@@ -249,7 +261,7 @@ class InvariantChecker:
                 if role not in STOPPED_ROLES and mv.is_full_member(s.node_id):
                     self.crashed[s.node_id] = (now, len(world.qdisk.records))
         # A paused leader detects nothing: its leading time counts afresh from its resume.
-        leaders = {(lid, e) for lid, e in world.leaders() if world.servers[lid].paused_until <= world.now}
+        leaders = {(lid, e) for lid, e in self.leading.items() if world.servers[lid].paused_until <= world.now}
         self.leader_since = {k: self.leader_since.get(k, now) for k in leaders}
         for node_id, (crashed_at, seq) in list(self.crashed.items()):
             if self.gone_at.get(node_id, 0) > seq or not mv.is_full_member(node_id):
@@ -345,12 +357,12 @@ class InvariantChecker:
                     self.fail(5, f"regroup at seq {r.seq} declared {sorted(wrong)} down after their ClusterExit")
 
 
-    def _one_admission_per_join(self, world: World) -> None:
+    def _one_admission_per_join(self, world: World, servers: list) -> None:
         """Invariant 5 (S13-S18): a join admits its node once. A join attempt starts when a
         process starts or a running one goes back to JOINING; a second NodeJoined for the
         same attempt while the first still stands (no NodeDown, NodeExited or NodeEvicted
         between them) is a double admission."""
-        for s in world.servers.values():
+        for s in servers:
             joining = s.up and s.node is not None and s.node.role == "joining"
             inc, attempt = self.join_attempt.get(s.node_id, (0, 0))
             if s.incarnation != inc:

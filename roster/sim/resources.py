@@ -76,6 +76,7 @@ class SimResources:
         self.starts += 1
         inst = Instance(server, e.group, e.spec.name, e.attempt, self.gen)
         self.instances[key] = inst
+        self.world.placement_changed = True
         self.running.setdefault((e.group, e.spec.name), set()).add(server)
         argv = e.spec.params.get("argv") or [""]
         delay = self.rng.randint(*START_MS) + (self.rng.randint(0, self.faults.slow_start_max_ms)
@@ -182,6 +183,7 @@ class SimResources:
         key = (inst.server, inst.group, inst.resource)
         if self.instances.get(key) is inst:
             del self.instances[key]
+            self.world.placement_changed = True
             self.running.get((inst.group, inst.resource), set()).discard(inst.server)
 
     def _later(self, delay_ms: int, inst: Instance, fn) -> None:

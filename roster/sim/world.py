@@ -86,6 +86,12 @@ class World:
         self.timer_late_max_ms = 0  # every timer fires late by a random 0..this many ms
         self.quorum_clock_rate = 1.0
         self.pauses = 0
+        # What may have changed since the invariant checker last looked (its one consumer, so
+        # it checks per step only what a step can touch): the servers whose cores, replica or
+        # processes a step touched (ordered: a dict), or None after a scheduled call, which may
+        # touch anything; and whether any group or resource started or stopped anywhere.
+        self._changed: dict[str, None] | None = None
+        self.placement_changed = True
 
     # --- setup ------------------------------------------------------------------------------
     def add_server(self, node_id: str, secret: bytes = b"cluster-secret") -> Server:
@@ -100,6 +106,7 @@ class World:
 
     def start_server(self, node_id: str, *, create: CreateSpec | None = None, peers: tuple[str, ...] = ()) -> None:
         s = self.servers[node_id]
+        self._mark(node_id)
         s.incarnation += 1
         s.up = True
         s.paused_until, s.watchdog_stopped = 0, set()
@@ -113,6 +120,8 @@ class World:
         s = self.servers[node_id]
         if not s.up:
             return
+        self._mark(node_id)
+        self.placement_changed = True
         s.up, s.node, s.elm = False, None, None
         for servers in self.running.values():
             servers.discard(node_id)  # a dead process runs nothing
@@ -151,6 +160,7 @@ class World:
         if not s.up or s.node is None or self.now < s.paused_until:
             return
         self.pauses += 1
+        self._mark(node_id)
         s.paused_until = EPOCH_BASE_MS + until_elapsed
         addr = m.node_addr(node_id)
         deadline = max(s.node.contact_until, s.node.lease_until)
@@ -166,6 +176,7 @@ class World:
         keep = s.node.desired_groups(self.local_now(m.node_addr(node_id)))
         for group, servers in self.running.items():
             if node_id in servers and group not in keep:
+                self.placement_changed = True
                 servers.discard(node_id)
                 s.watchdog_stopped.add(group)
                 self.log_lines.append(f"{self.elapsed}ms {node_id} watchdog stopped {group} (paused)")
@@ -178,6 +189,16 @@ class World:
 
     def crash_quorum(self) -> None:
         self.quorum_up, self.quorum = False, None
+
+    # --- what changed, for the invariant checker ---------------------------------------------------
+    def _mark(self, node_id: str) -> None:
+        if self._changed is not None:
+            self._changed[node_id] = None
+
+    def take_changes(self) -> list[str] | None:
+        """The servers touched since the last call (None: any may have been), and forget them."""
+        changed, self._changed = self._changed, {}
+        return None if changed is None else list(changed)
 
     # --- the event loop ------------------------------------------------------------------------
     def _push(self, at: int, kind: str, payload: Any) -> None:
@@ -217,6 +238,7 @@ class World:
             self.now = at
             self.steps += 1
             if kind == "call":
+                self._changed = None
                 payload()
                 self._observe("call", None)
             elif kind == "timer":
@@ -260,6 +282,8 @@ class World:
         core = self._core(addr)
         if core is None:
             return
+        if addr != m.QUORUM:
+            self._mark(addr.split(":", 1)[1])
         if addr.startswith("node:"):
             self._report_watchdog_stops(core, addr)
         effects = core.step(msg, self.local_now(addr), sender)
@@ -306,8 +330,10 @@ class World:
                 s.aside.append(s.replica)
                 s.replica = []
             elif isinstance(e, StartGroup):
+                self.placement_changed = True
                 self.running.setdefault(e.group, set()).add(addr.split(":", 1)[1])
             elif isinstance(e, StopGroup):
+                self.placement_changed = True
                 self.running.setdefault(e.group, set()).discard(addr.split(":", 1)[1])
             elif isinstance(e, (StartResource, StopResource, SetRunDeadline)):
                 self.resources.execute(addr.split(":", 1)[1], e)
