@@ -176,3 +176,22 @@ def test_admin_forwarding_between_two_nodes_that_each_think_the_other_leads_stop
     r = run_seed(15685, SWEEP_NODES, CLASSIC, SWEEP_DURATION_MS)
     assert r.ok, r.violation
     assert r.steps < 50_000  # the storm took millions of steps at one virtual instant
+
+
+def test_invariant3_digest_fragments_render_the_same_bytes_and_never_go_stale() -> None:
+    """Digests embed each group config / resource runtime rendered once (issue 11): the digest
+    equals a full render at every seq of a run with resources, so a stale fragment cannot hide."""
+    from projections import state as proj
+    from projections._digest import digest_of
+    from projections.state import ClusterState
+
+    scenario = Scenario(100_003, 5, SimOptions.from_seed(100_003), 20_000)
+    scenario.run()
+    state, with_resources = ClusterState(), 0
+    for r in scenario.world.qdisk.records:
+        proj.apply_in_place(state, [r])
+        state.digest()  # renders (and keeps) the fragments of this seq's objects
+        assert state.config.digest() == digest_of(state.config.to_dict()), r.seq
+        assert state.resources.digest() == digest_of(state.resources.to_dict()), r.seq
+        with_resources += bool(state.resources.resources)
+    assert with_resources > 10 and any(g.resources for g in state.config.groups.values())
