@@ -25,8 +25,8 @@ def fragment(obj: Any) -> orjson.Fragment:
     (the simulator's checker digests every replica at every seq). The bytes are the ones
     `digest_of` would write for the same dict, so digests do not change.
     """
-    cached = obj._fragment
+    cached = obj._fragment  # bytes, not the Fragment: a state crosses Ray by pickle, a Fragment cannot
     if cached is None:
-        cached = orjson.Fragment(orjson.dumps(obj.to_dict(), option=_SORTED_JSON))
+        cached = orjson.dumps(obj.to_dict(), option=_SORTED_JSON)
         object.__setattr__(obj, "_fragment", cached)
-    return cached
+    return orjson.Fragment(cached)

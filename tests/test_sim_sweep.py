@@ -195,3 +195,15 @@ def test_invariant3_digest_fragments_render_the_same_bytes_and_never_go_stale() 
         assert state.resources.digest() == digest_of(state.resources.to_dict()), r.seq
         with_resources += bool(state.resources.resources)
     assert with_resources > 10 and any(g.resources for g in state.config.groups.values())
+
+
+def test_a_digested_state_still_pickles_as_ray_sends_it() -> None:
+    """The kept fragments travel with a state (ElmActor.replica_state is pickled by Ray): they
+    must pickle, and the copy must digest the same."""
+    import pickle
+
+    scenario = Scenario(100_003, 5, SimOptions.from_seed(100_003), 20_000)
+    scenario.run()
+    state = scenario.world.quorum_state()
+    digest = state.digest()
+    assert pickle.loads(pickle.dumps(state)).digest() == digest
