@@ -62,7 +62,10 @@ def _specs(node: NodeState, group: str) -> tuple[ResourceSpec, ...]:
 
 def _refresh_specs(node: NodeState, group: str, run: GroupRun) -> None:
     """Resources added to (or removed from) the group's config while it runs here."""
-    specs = _specs(node, group)
+    cfg = node.view.config.groups.get(group)
+    if cfg is not None and cfg is run.synced:
+        return
+    specs = start_order(cfg.resources) if cfg is not None else ()
     names = {s.name for s in specs}
     for s in specs:
         current = run.resources.get(s.name)
@@ -74,6 +77,8 @@ def _refresh_specs(node: NodeState, group: str, run: GroupRun) -> None:
         del run.resources[name]
     order = [s.name for s in specs] + [n for n in run.resources if n not in names]
     run.resources = {n: run.resources[n] for n in order}
+    settled = len(run.resources) == len(specs) and all(run.resources[s.name].spec == s for s in specs)
+    run.synced = cfg if settled else None
 
 
 def _should_run(run: GroupRun, res: ResourceRun, wanted: bool, configured: set[str], now: int) -> bool:
@@ -94,7 +99,9 @@ def _config_names(node: NodeState, group: str) -> set[str]:
 
 def _advance(node: NodeState, group: str, run: GroupRun, wanted: bool, now: int) -> list[Effect]:
     out: list[Effect] = []
-    configured = _config_names(node, group)
+    cfg = node.view.config.groups.get(group)
+    # A synced run holds exactly the configured resources (`_refresh_specs`).
+    configured = run.resources.keys() if cfg is not None and cfg is run.synced else _config_names(node, group)
     # Stop first, in reverse order: a resource stops once nothing that depends on it runs.
     for res in reversed(list(run.resources.values())):
         if res.phase in ("starting", "online") and not _should_run(run, res, wanted, configured, now):

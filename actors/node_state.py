@@ -11,6 +11,7 @@ The role modules (`actors/roles/`) decide; this module only holds and describes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 from enum import StrEnum
 
 from actors import messages as m
@@ -165,6 +166,10 @@ class LeaderState:
     seen_requests: dict[str, None] = field(default_factory=dict)  # recent admin ids, oldest first
     running_on: dict[str, frozenset[str]] = field(default_factory=dict)  # member -> groups its last heartbeat ran
     released: bool = False  # leaving: our QuorumReleased is queued; we append nothing after it
+    # `leader._reconcile_if_changed`: the view key reconcile last found nothing to do in, and
+    # whether that run consulted `has_stopped` (then the answer may change with time alone).
+    quiet_view: tuple | None = field(default=None, compare=False, repr=False)
+    waits_on_stop: bool = field(default=False, compare=False, repr=False)
 
 
 # --- resource groups running here (the logic: actors/group_runner.py) --------------------------
@@ -182,6 +187,10 @@ class ResourceRun:
 class GroupRun:
     resources: dict[str, ResourceRun]  # in start order
     failed: bool = False  # a resource ran out of restarts: stop everything, start nothing
+    # The group config every run's spec already matches (`group_runner._refresh_specs`): a
+    # config is immutable (a change builds a new one), so while it is the same object there
+    # is nothing to refresh. Not state: a copy without it refreshes once.
+    synced: Any = field(default=None, compare=False, repr=False)
 
 
 @dataclass

@@ -13,7 +13,7 @@ The view of a log without resource events is empty.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable, Iterable, Literal
 
@@ -142,7 +142,10 @@ def _update(view: ResourcesView, group: str, resource: str, r: Record, **changes
     old = view.resources.get((group, resource))
     if old is None:
         return  # a runtime fact about a resource the config no longer holds: nothing to show
-    view.resources[(group, resource)] = replace(old, since_seq=r.seq, **changes)
+    get = changes.get  # (positionally, not `dataclasses.replace`: this runs on every replica per move)
+    view.resources[(group, resource)] = ResourceRuntime(
+        group, resource, get("state", old.state), get("owner", old.owner), get("attempt", old.attempt),
+        get("restarts", old.restarts), get("endpoint", old.endpoint), get("last_failure", old.last_failure), r.seq)
 
 
 def _added(view: ResourcesView, r: Record) -> None:

@@ -112,7 +112,7 @@ def flush(node: NodeState, now: int) -> list[Effect]:
         return []
     # Place groups against the view as it will be once the outbox commits, so that a
     # NodeDown and the moves of that node's groups land in one batch (invariant 4).
-    lead.outbox += reconcile(node, speculative_view(node), now)
+    lead.outbox += _reconcile_if_changed(node, now)
     if node.leaving and not lead.released:
         # Our exit's batch ends with the release: nothing more is appended under our epoch,
         # and the log says why the next leader needs no lease to run out (S21).
@@ -411,6 +411,21 @@ def speculative_view(node: NodeState) -> ClusterState:
     return proj.fold(node.view, pending)
 
 
+def _reconcile_if_changed(node: NodeState, now: int) -> list[Draft]:
+    """`reconcile`, skipped while it would decide nothing new. With nothing pending it is a
+    function of the committed view alone, unless a group waits for its old owner to stop
+    (time and heartbeats: `has_stopped`); so a view it found nothing to do in, unchanged
+    (same object, seq and hash: the view folds in place), has nothing to do in again."""
+    lead, view = node.lead, speculative_view(node)
+    key = (id(view), view.seq, view.hash) if view is node.view else None
+    if key is not None and key == lead.quiet_view:
+        return []
+    lead.waits_on_stop = False
+    out = reconcile(node, view, now)
+    lead.quiet_view = key if not out and not lead.waits_on_stop else None
+    return out
+
+
 def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
     """Keep every group on one live owner, never two (invariant 4).
 
@@ -443,6 +458,7 @@ def reconcile(node: NodeState, view: ClusterState, now: int) -> list[Draft]:
                 out.append(admin.release(name, f"moving to {target}", node.id, moving_to=target))
             continue
         prev = gv.owner or gv.last_owner
+        lead.waits_on_stop = lead.waits_on_stop or prev is not None
         if prev is not None and not has_stopped(node, prev, name, gv.since_seq, view, now):
             if gv.owner is not None:  # its owner is gone but may still run it: release, wait
                 out.append(admin.release(name, f"owner {prev} left; waiting for it to stop", node.id))
