@@ -26,8 +26,9 @@ class ReplicaDiverged(AssertionError):
 
 class EventLogManagerCore:
     def __init__(self, node_id: str, settings: ProtocolSettings, records: list[Record] | None = None,
-                 snapshot: ClusterState | None = None) -> None:
+                 snapshot: ClusterState | None = None, folds: proj.Folds = proj.IN_PLACE) -> None:
         self.node_id = node_id
+        self.folds = folds
         self.me = m.elm_addr(node_id)
         self.settings = settings
         self.records: list[Record] = []
@@ -72,7 +73,7 @@ class EventLogManagerCore:
                 raise ReplicaDiverged(f"{self.me}: record {r.seq} does not chain onto {prev}")
             prev = r.hash
         self.records.extend(fresh)
-        proj.apply_in_place(self.state, fresh)
+        self.state = self.folds.advance(self.state, fresh)
         return fresh
 
     def _ingest(self, records: tuple[Record, ...], now: int, batch_id: str | None = None) -> list[Effect]:

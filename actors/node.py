@@ -51,8 +51,8 @@ def _quiet(fn: Callable[..., None]) -> Callable[..., list[Effect]]:
 class NodeCore(NodeState):
     def __init__(self, identity: NodeIdentity, settings: ProtocolSettings, *, entropy: bytes,
                  records: list | None = None, create: CreateSpec | None = None,
-                 view: ClusterState | None = None) -> None:
-        super().__init__(identity, settings, entropy=entropy, records=records, create=create, view=view)
+                 view: ClusterState | None = None, folds: proj.Folds = proj.IN_PLACE) -> None:
+        super().__init__(identity, settings, entropy=entropy, records=records, create=create, view=view, folds=folds)
 
     # --- the shell's entry points ---------------------------------------------------------
     def start(self, now: int) -> list[Effect]:
@@ -88,13 +88,13 @@ class NodeCore(NodeState):
 # --- every role: the committed log ---------------------------------------------------------------
 def on_committed(node: NodeState, msg: m.Committed, now: int, sender: str) -> list[Effect]:
     if msg.replaced:  # S17: a full copy of another history replaced our replica
-        node.view = proj.fold(ClusterState(), msg.records)
+        node.view = node.folds.advance(ClusterState(), msg.records)
         joining.on_replaced(node)
     fresh = [r for r in msg.records if r.seq > node.view.seq]
     if fresh and fresh[0].seq != node.view.seq + 1:  # a batch from our ELM was lost: ask again
         return [Send(m.elm_addr(node.id), m.ResendFrom(from_seq=node.view.seq + 1))]
     if fresh:
-        proj.apply_in_place(node.view, fresh)
+        node.view = node.folds.advance(node.view, fresh)
         group_runner.confirm_reports(node, fresh)
         for r in fresh:  # a ClusterExit heard before a rejoin says nothing about the new incarnation
             if r.event.type == "ResourceRestartRequested":

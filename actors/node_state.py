@@ -221,15 +221,17 @@ class NodeState:
     """The fields every role reads, and the role with its state."""
 
     def __init__(self, identity: NodeIdentity, settings: ProtocolSettings, *, entropy: bytes,
-                 records: list | None, create: CreateSpec | None, view: ClusterState | None) -> None:
+                 records: list | None, create: CreateSpec | None, view: ClusterState | None,
+                 folds: proj.Folds = proj.IN_PLACE) -> None:
         self.id = identity.node_id
+        self.folds = folds
         self.me = m.node_addr(self.id)
         self.identity = identity
         self.settings = settings
         self.nonces = NonceSource(entropy)
         # `view`: the replica's state as its ELM already folded it (a copy), so a restart does
         # not fold the whole log a second time; otherwise fold `records`.
-        self.view = view if view is not None else proj.fold(ClusterState(), records or [])
+        self.view = view if view is not None else folds.advance(ClusterState(), records or [])
         self.create = create
         self.role: Role = Role.JOINING
         self.role_state: RoleState = JoinAttempt(started_at=0, base_incarnation=0)  # until start() begins one

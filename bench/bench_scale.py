@@ -20,8 +20,8 @@ from roster.sim.world import World
 JOIN_SPREAD_MS = 20_000
 
 
-def run(size: int, minutes: float) -> tuple[float, float, int, int]:
-    w = World(seed=size, settings=ProtocolSettings())
+def run(size: int, minutes: float, share: bool = True) -> tuple[float, float, int, int]:
+    w = World(seed=size, settings=ProtocolSettings(), share_folds=share)
     ids = [f"n{i}" for i in range(1, size + 1)]
     for n in ids:
         w.add_server(n)

@@ -299,8 +299,16 @@ def decode(raw: bytes | str) -> Record:
 
 
 def check_chain(prev_hash: str, record: Record) -> bool:
-    """True when `record.hash` is the hash of its own content chained to `prev_hash`."""
-    return hash_of(prev_hash, render_record(record)[0]) == record.hash
+    """True when `record.hash` is the hash of its own content chained to `prev_hash`.
+
+    A record is never changed once made, so the answer for one object and one `prev_hash`
+    is kept on it (`Record.chained_to`) and not computed again."""
+    if record.chained_to == prev_hash:
+        return True
+    ok = hash_of(prev_hash, render_record(record)[0]) == record.hash
+    if ok:
+        record.chained_to = prev_hash
+    return ok
 
 
 def frame(record: Record) -> bytes:

@@ -11,7 +11,7 @@ a frozen dataclass was.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from events.types import Event
 
@@ -36,10 +36,17 @@ class Record:
     by: str
     event: Event
     hash: str
+    # `codec.check_chain`'s memo: the previous hash this very object was verified against.
+    # The simulator hands one Record object to every replica, which then need not hash it
+    # again; a record that crosses a process (pickle) arrives without it and is verified anew.
+    chained_to: str | None = field(default=None, init=False, compare=False, hash=False, repr=False)
 
     @property
     def type(self) -> str:
         return self.event.type
+
+    def __reduce__(self):  # (without the memo: the receiver verifies for itself)
+        return (Record, (self.seq, self.epoch, self.ts, self.node, self.by, self.event, self.hash))
 
 
 def draft(event: Event, *, by: str, node: str | None = None) -> Draft:

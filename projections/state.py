@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any, Iterable, Protocol, Sequence
 
 from events.record import Record
 from projections import config_db, membership, resources
@@ -72,3 +72,22 @@ def apply_in_place(state: ClusterState, records: Iterable[Record]) -> None:
         config_db.apply_in_place(state.config, r)
         membership.apply_in_place(state.membership, r)
         resources.apply_in_place(state.resources, r)
+
+
+class Folds(Protocol):
+    """How a replica's owner (an ELM, a Node core) moves its state past committed records
+    that extend it: `state = folds.advance(state, records)`. Every process folds in place
+    (`IN_PLACE`); the simulator at scale may share the states of identical prefixes among
+    its replicas (`roster.sim.shared_folds`), so an owner never changes its state otherwise."""
+
+    def advance(self, state: ClusterState, records: Sequence[Record]) -> ClusterState: ...
+
+
+class InPlace:
+    @staticmethod
+    def advance(state: ClusterState, records: Sequence[Record]) -> ClusterState:
+        apply_in_place(state, records)
+        return state
+
+
+IN_PLACE: Folds = InPlace()

@@ -47,14 +47,15 @@ class RunResult:
 
 class Scenario:
     def __init__(self, seed: int, nodes: int, faults: tuple[str, ...] | SimOptions, duration_ms: int,
-                 settings: ProtocolSettings | None = None) -> None:
-        """`faults`: the classic option mix with these fault kinds, or a whole `SimOptions`."""
+                 settings: ProtocolSettings | None = None, share_folds: bool = False) -> None:
+        """`faults`: the classic option mix with these fault kinds, or a whole `SimOptions`.
+        `share_folds`: replicas share the states of identical prefixes (`roster.sim.shared_folds`)."""
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
         self.options = faults if isinstance(faults, SimOptions) else SimOptions.classic(tuple(faults))
         self.seed, self.faults, self.duration_ms = seed, self.options.faults, duration_ms
         self.settings = settings or sim_settings()
-        self.world = World(seed=seed, settings=self.settings)
+        self.world = World(seed=seed, settings=self.settings, share_folds=share_folds)
         self.ids = [f"n{i}" for i in range(1, nodes + 1)]
         self.crashed_at: dict[str, int] = {}
         self.checker = InvariantChecker(self.world)

@@ -20,8 +20,10 @@ from actors.node import CreateSpec, NodeCore, NodeIdentity
 from actors.quorum import QuorumCore
 from actors.settings import ProtocolSettings
 from events.record import Record
+from projections import state as proj
 from roster.sim.network import SimNetwork
 from roster.sim.resources import SimResources
+from roster.sim.shared_folds import SharedFolds
 
 EPOCH_BASE_MS = 1_767_225_600_000  # 2026-01-01T00:00:00Z: virtual time 0, for readable `ts`
 CLIENT = "client"
@@ -56,8 +58,11 @@ class QuorumDisk:
 
 class World:
     def __init__(self, *, seed: int, settings: ProtocolSettings, cluster_id: str = "sim-cluster",
-                 quorum_secret: bytes = b"cluster-secret") -> None:
+                 quorum_secret: bytes = b"cluster-secret", share_folds: bool = False) -> None:
         self.quorum_secret = quorum_secret
+        # Every replica folds for itself (what invariant 3 compares), unless a benchmark at
+        # scale asks the replicas to share the states of identical prefixes.
+        self.folds: proj.Folds = SharedFolds() if share_folds else proj.IN_PLACE
         self.seed = seed
         self.rng = random.Random(seed)
         self.settings = settings
@@ -111,9 +116,10 @@ class World:
         s.up = True
         s.paused_until, s.watchdog_stopped = 0, set()
         ident = NodeIdentity(node_id, self.cluster_id, s.secret, peers or tuple(sorted(self.servers)))
-        s.elm = EventLogManagerCore(node_id, self.settings, list(s.replica))
+        s.elm = EventLogManagerCore(node_id, self.settings, list(s.replica), folds=self.folds)
         entropy = self.rng.getrandbits(128).to_bytes(16, "big")
-        s.node = NodeCore(ident, self.settings, entropy=entropy, records=list(s.replica), create=create)
+        s.node = NodeCore(ident, self.settings, entropy=entropy, records=list(s.replica), create=create,
+                          folds=self.folds)
         self._run_effects(m.node_addr(node_id), s.node.start(self.local_now(m.node_addr(node_id))))
 
     def crash_server(self, node_id: str, *, torn: bool = False) -> None:
@@ -377,7 +383,6 @@ class World:
                 if s.up and s.node is not None and s.node.role == "leader"]
 
     def quorum_state(self):
-        from projections import state as proj
         from projections.state import ClusterState
 
         return proj.fold(ClusterState(), self.qdisk.records)
