@@ -41,7 +41,10 @@ def runner(node: NodeState) -> RunnerState:
 def sync(node: NodeState, now: int, want: set[str], run_until: int) -> list[Effect]:
     st = runner(node)
     out: list[Effect] = []
-    for g in sorted(want - set(st.groups)):
+    if not want and not st.groups:  # (most steps of a node that runs nothing)
+        node.running = set()
+        return []
+    for g in sorted(want.difference(st.groups)):
         st.groups[g] = GroupRun({s.name: ResourceRun(s) for s in _specs(node, g)})
         out.append(StartGroup(g))
     for g in sorted(st.groups):

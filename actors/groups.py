@@ -23,7 +23,7 @@ def run_until(node: NodeState) -> int:
 def desired_groups(node: NodeState, now: int) -> set[str]:
     if node.leaving or not node.view.membership.is_full_member(node.id) or now >= run_until(node):
         return set()
-    return set(node.view.membership.groups_of(node.id))
+    return {g.name for g in node.view.membership.groups.values() if g.owner == node.id}
 
 
 def sync_groups(node: NodeState, now: int) -> list[Effect]:

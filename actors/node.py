@@ -33,6 +33,7 @@ __all__ = ["ACTIVE_ROLES", "STOPPED_ROLES", "CreateSpec", "NodeCore", "NodeIdent
 
 # Messages a leader of an older epoch sent: every role drops them, before its step.
 EPOCH_CHECKED = (m.HeartbeatAck, m.NotMember, m.RegroupPoll)
+TIMER_OF = {t.value: t for t in Timer}  # a TimerFired's key -> its Timer (not Timer(key): per timer)
 TICK_EARLY_FRACTION = 4  # a tick less than interval / 4 before its time is one that fired early
 
 Handler = Callable[[Any, Any, int, str], list[Effect]]
@@ -167,7 +168,9 @@ def _no_leader(node: NodeState, msg: m.AdminCommand, now: int, sender: str) -> l
 
 # --- time ---------------------------------------------------------------------------------------------
 def on_timer(node: NodeState, msg: m.TimerFired, now: int, sender: str) -> list[Effect]:
-    key = Timer(msg.key)
+    key = TIMER_OF.get(msg.key)
+    if key is None:  # a key no role sets: a bug (as `Timer(key)` would say)
+        raise ValueError(f"{msg.key!r} is not a Timer")
     if key == Timer.TICK:
         return [SetTimer(Timer.TICK, next_tick_at(now, node.settings.interval_ms))] + TICK[node.role](node, now)
     handler = TIMERS[node.role].get(key)

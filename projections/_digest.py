@@ -13,8 +13,17 @@ DIGEST_BYTES = 16
 _SORTED_JSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SORT_KEYS  # as `dumps(..., sort_keys=True)`
 
 
+def canonical_of(state: dict[str, Any]) -> bytes:
+    """The bytes a digest covers: sorted JSON (equal bytes, equal digest, and back)."""
+    return dumps(state, sort_keys=True)
+
+
+def hash_canonical(canonical: bytes) -> str:
+    return hashlib.blake2b(canonical, digest_size=DIGEST_BYTES).hexdigest()
+
+
 def digest_of(state: dict[str, Any]) -> str:
-    return hashlib.blake2b(dumps(state, sort_keys=True), digest_size=DIGEST_BYTES).hexdigest()
+    return hash_canonical(canonical_of(state))
 
 
 def fragment(obj: Any) -> orjson.Fragment:

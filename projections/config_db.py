@@ -9,11 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable
 
+import orjson
+
 from events.resource_spec import FailoverPolicy, ResourceSpec
 from events import types as ev
 from events.codec import GENESIS_HASH
 from events.record import Record
-from projections._digest import digest_of, fragment
+from projections._digest import canonical_of, fragment, hash_canonical
 from projections._handlers import changing
 
 
@@ -74,6 +76,9 @@ class ConfigDatabase:
     groups: dict[str, GroupConfig] = field(default_factory=dict)
     seq: int = 0
     hash: str = GENESIS_HASH
+    # `canonical()` without its version, kept until a record changes the database (most do
+    # not: the simulator's checker renders every replica at every seq). Not copied.
+    _body: bytes | None = field(default=None, init=False, repr=False, compare=False)
 
     def copy(self) -> ConfigDatabase:
         return replace(
@@ -119,8 +124,17 @@ class ConfigDatabase:
             hash=d["version"]["hash"],
         )
 
+    def canonical(self) -> bytes:
+        body = self._body
+        if body is None:
+            d = self._as_dict(fragment)
+            del d["version"]
+            body = self._body = canonical_of(d)
+        # "version" sorts last among the keys: these are the bytes of a whole sorted render.
+        return b'%s,"version":{"hash":%s,"seq":%d}}' % (body[:-1], orjson.dumps(self.hash), self.seq)
+
     def digest(self) -> str:
-        return digest_of(self._as_dict(fragment))
+        return hash_canonical(self.canonical())
 
     def is_member(self, node: str) -> bool:
         return node in self.members
@@ -240,6 +254,7 @@ def apply_in_place(db: ConfigDatabase, r: Record) -> None:
     t = r.event.type
     handler = _CHANGING.get(t)
     if handler is not None:
+        db._body = None
         handler(db, r)
     elif t not in _HANDLERS:
         raise KeyError(t)  # an event type this database does not know

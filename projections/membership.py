@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Literal
 from events import types as ev
 from events.codec import GENESIS_HASH
 from events.record import Record
-from projections._digest import digest_of
+from projections._digest import canonical_of, hash_canonical
 from projections._handlers import changing
 
 NodeState = Literal["Offline", "Joining", "Online", "Paused"]
@@ -118,8 +118,11 @@ class MembershipView:
         return cls(d["epoch"], d["leader"], nodes, groups, d["seq"], d["hash"], d["ts"],
                    requests=dict(d.get("requests", {})), stopping=d.get("stopping", False))
 
+    def canonical(self) -> bytes:
+        return canonical_of(self.to_dict())
+
     def digest(self) -> str:
-        return digest_of(self.to_dict())
+        return hash_canonical(self.canonical())
 
 
 def _group_dict(g: GroupView) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Literal
 
 from events import types as ev
 from events.record import Record
-from projections._digest import digest_of, fragment
+from projections._digest import canonical_of, fragment, hash_canonical
 from projections._handlers import changing
 
 ResourceState = Literal["Online", "Offline", "Failed", "Starting"]
@@ -84,6 +84,7 @@ class ResourcesView:
     # group -> its failovers since an admin last brought it online (WSFC FailoverThreshold)
     failovers: dict[str, tuple[Failover, ...]] = field(default_factory=dict)
     failed_on: dict[str, str] = field(default_factory=dict)  # group -> node it last failed on
+    _canonical: bytes | None = field(default=None, init=False, repr=False, compare=False)  # until a change
 
     def copy(self) -> ResourcesView:
         return ResourcesView(dict(self.resources), dict(self.failovers), dict(self.failed_on))
@@ -131,8 +132,13 @@ class ResourcesView:
         failovers = {g: tuple(Failover(*f) for f in fs) for g, fs in d.get("failovers", {}).items()}
         return cls({(r.group, r.resource): r for r in rs}, failovers, dict(d.get("failed_on", {})))
 
+    def canonical(self) -> bytes:
+        if self._canonical is None:
+            self._canonical = canonical_of(self._as_dict(fragment))
+        return self._canonical
+
     def digest(self) -> str:
-        return digest_of(self._as_dict(fragment))
+        return hash_canonical(self.canonical())
 
 
 Handler = Callable[[ResourcesView, Record], None]
@@ -259,6 +265,7 @@ def apply_in_place(view: ResourcesView, r: Record) -> None:
     t = r.event.type
     handler = _CHANGING.get(t)
     if handler is not None:
+        view._canonical = None
         handler(view, r)
     elif t not in _HANDLERS:
         raise KeyError(t)  # an event type this view does not know

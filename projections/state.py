@@ -7,6 +7,7 @@ from typing import Any, Iterable, Protocol, Sequence
 
 from events.record import Record
 from projections import config_db, membership, resources
+from projections._digest import hash_canonical
 from projections.config_db import ConfigDatabase
 from projections.membership import MembershipView
 from projections.resources import ResourcesView
@@ -30,10 +31,14 @@ class ClusterState:
         """An independent copy (each projection copied once)."""
         return ClusterState(self.config.copy(), self.membership.copy(), self.resources.copy())
 
+    def canonical(self) -> tuple[bytes, ...]:
+        """What the digest covers, part by part (a checker compares these, not their hashes).
+        A log without resource events keeps the digest it always had (golden logs, old replicas)."""
+        parts = (self.config.canonical(), self.membership.canonical())
+        return parts if self.resources.is_empty() else (*parts, self.resources.canonical())
+
     def digest(self) -> str:
-        base = f"{self.config.digest()}:{self.membership.digest()}"
-        # A log without resource events keeps the digest it always had (golden logs, old replicas).
-        return base if self.resources.is_empty() else f"{base}:{self.resources.digest()}"
+        return ":".join(hash_canonical(part) for part in self.canonical())
 
     def to_dict(self) -> dict[str, Any]:
         d = {

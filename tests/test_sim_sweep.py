@@ -179,20 +179,24 @@ def test_admin_forwarding_between_two_nodes_that_each_think_the_other_leads_stop
 
 
 def test_invariant3_digest_fragments_render_the_same_bytes_and_never_go_stale() -> None:
-    """Digests embed each group config / resource runtime rendered once (issue 11): the digest
-    equals a full render at every seq of a run with resources, so a stale fragment cannot hide."""
+    """Digests embed each group config / resource runtime rendered once, and keep the render of
+    a config database / resources view until a record changes it (issue 11): the digest equals
+    a full render at every seq of a run with resources, so a stale render cannot hide."""
     from projections import state as proj
     from projections._digest import digest_of
     from projections.state import ClusterState
 
     scenario = Scenario(100_003, 5, SimOptions.from_seed(100_003), 20_000)
     scenario.run()
-    state, with_resources = ClusterState(), 0
+    state, copied, with_resources = ClusterState(), ClusterState(), 0
     for r in scenario.world.qdisk.records:
         proj.apply_in_place(state, [r])
-        state.digest()  # renders (and keeps) the fragments of this seq's objects
-        assert state.config.digest() == digest_of(state.config.to_dict()), r.seq
-        assert state.resources.digest() == digest_of(state.resources.to_dict()), r.seq
+        copied = proj.fold(copied, [r])  # the copying path (a leader's speculative view) too
+        for s in (state, copied):
+            s.digest()  # renders (and keeps) the fragments and unchanged parts of this seq
+            assert s.config.digest() == digest_of(s.config.to_dict()), r.seq
+            assert s.resources.digest() == digest_of(s.resources.to_dict()), r.seq
+            assert s.membership.digest() == digest_of(s.membership.to_dict()), r.seq
         with_resources += bool(state.resources.resources)
     assert with_resources > 10 and any(g.resources for g in state.config.groups.values())
 

@@ -28,6 +28,7 @@ from actors.node_state import ACTIVE_ROLES, STOPPED_ROLES
 from actors.roles import leader as leader_role
 from events.codec import GENESIS_HASH, check_chain
 from projections import state as proj
+from projections._digest import hash_canonical
 from projections.state import ClusterState
 from roster.sim.policy_check import PolicyCheck
 from roster.sim.resources import BAD_COMMAND
@@ -43,6 +44,11 @@ OK_EXEMPT_OPS = frozenset({"leave"})  # answered by the leaving node before its 
 GONE_EVENTS = frozenset({"NodeDown", "NodeExited", "NodeEvicted"})
 REGROUP_SLACK_INTERVALS = 3  # past the failover bound: a miss check, a regroup already under way
 SERVING_BOUND_INTERVALS = 40  # invariant 6: serving within this many intervals of the last heal
+
+
+def _digest(canonical: tuple[bytes, ...] | None) -> str | None:
+    """The digest `ClusterState.digest` gives for these parts (for a report)."""
+    return None if canonical is None else ":".join(hash_canonical(part) for part in canonical)
 
 
 class InvariantViolation(AssertionError):
@@ -87,7 +93,9 @@ class InvariantChecker:
         self.quorum_checked = 0
         self.quorum_state = ClusterState()
         self.acked_head = 0
-        self.digests: dict[int, str] = {}
+        # Invariant 3: what each seq's state digests (`ClusterState.canonical`: the bytes the
+        # digest hashes, compared as bytes — equal bytes, equal digests — without hashing them).
+        self.canonicals: dict[int, tuple[bytes, ...]] = {}
         self.replica_heads: dict[str, int] = {}
         self.exit_heard: set[tuple[str, int]] = set()  # (exited node, epoch of the leader that heard it)
         # Reply accounting (invariant 2).
@@ -183,10 +191,10 @@ class InvariantChecker:
         self._no_regroup_on_exit(fresh)
 
     def _record_digest(self, who: str, state: ClusterState) -> None:
-        digest = state.digest()
-        seen = self.digests.setdefault(state.seq, digest)
-        if seen != digest:
-            self.fail(3, f"{who} at seq {state.seq} has digest {digest}, another replica {seen}")
+        canonical = state.canonical()
+        seen = self.canonicals.setdefault(state.seq, canonical)
+        if seen != canonical:
+            self.fail(3, f"{who} at seq {state.seq} has digest {_digest(canonical)}, another replica {_digest(seen)}")
 
     def _logged(self, r: Any) -> None:
         request_id = getattr(r.event, "request_id", None)
@@ -229,10 +237,10 @@ class InvariantChecker:
             self.view_heads[key] = head
             if view.seq > len(quorum) or quorum[view.seq - 1].hash != view.hash:
                 self.fail(3, f"{s.node_id}'s node view at seq {view.seq} is not a prefix of the quorum log")
-            digest = view.digest()
-            if digest != self.digests.get(view.seq):
-                self.fail(3, f"{s.node_id}'s node view at seq {view.seq} has digest {digest}, "
-                             f"the quorum log {self.digests.get(view.seq)}")
+            canonical, quorum_at = view.canonical(), self.canonicals.get(view.seq)
+            if canonical != quorum_at:
+                self.fail(3, f"{s.node_id}'s node view at seq {view.seq} has digest {_digest(canonical)}, "
+                             f"the quorum log {_digest(quorum_at)}")
 
     def _replicas(self, world: World, servers: list) -> None:
         quorum = world.qdisk.records
@@ -260,6 +268,11 @@ class InvariantChecker:
                 role = self.up_as.pop(s.node_id)
                 if role not in STOPPED_ROLES and mv.is_full_member(s.node_id):
                     self.crashed[s.node_id] = (now, len(world.qdisk.records))
+        if not self.crashed:
+            # Nothing to bound. A leader's start matters only if it came after a crash (the bound
+            # runs from the later of the two), so tracking may begin with the next crash.
+            self.leader_since = {}
+            return
         # A paused leader detects nothing: its leading time counts afresh from its resume.
         leaders = {(lid, e) for lid, e in self.leading.items() if world.servers[lid].paused_until <= world.now}
         self.leader_since = {k: self.leader_since.get(k, now) for k in leaders}

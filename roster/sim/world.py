@@ -97,11 +97,14 @@ class World:
         # touch anything; and whether any group or resource started or stopped anywhere.
         self._changed: dict[str, None] | None = None
         self.placement_changed = True
+        self._server_at: dict[str, Server] = {}  # node:x and elm:x -> server x (the hot paths look up by address)
 
     # --- setup ------------------------------------------------------------------------------
     def add_server(self, node_id: str, secret: bytes = b"cluster-secret") -> Server:
         s = Server(node_id, secret)
         self.servers[node_id] = s
+        for addr in (m.node_addr(node_id), m.elm_addr(node_id)):
+            self._server_at[addr] = s
         return s
 
     def start_quorum(self) -> None:
@@ -137,10 +140,10 @@ class World:
 
     # --- clocks: each server's runs at its own rate (drift), from the same origin ----------------
     def _rate(self, addr: str) -> float:
-        if addr in (m.QUORUM, CLIENT):
-            return self.quorum_clock_rate if addr == m.QUORUM else 1.0
-        s = self.servers.get(addr.split(":", 1)[1])
-        return s.clock_rate if s else 1.0
+        s = self._server_at.get(addr)
+        if s is not None:
+            return s.clock_rate
+        return self.quorum_clock_rate if addr == m.QUORUM else 1.0
 
     def local_now(self, addr: str) -> int:
         """The time `addr`'s clock shows now: what its core is handed as `now`."""
@@ -188,9 +191,7 @@ class World:
                 self.log_lines.append(f"{self.elapsed}ms {node_id} watchdog stopped {group} (paused)")
 
     def _paused(self, addr: str) -> Server | None:
-        if addr in (m.QUORUM, CLIENT):
-            return None
-        s = self.servers.get(addr.split(":", 1)[1])
+        s = self._server_at.get(addr)
         return s if s is not None and self.now < s.paused_until else None
 
     def crash_quorum(self) -> None:
@@ -226,10 +227,8 @@ class World:
             self._push(self.now + delay, "msg", (src, dst, msg, self._incarnation_of(dst)))
 
     def _incarnation_of(self, addr: str) -> int:
-        if addr in (m.QUORUM, CLIENT):
-            return 0
-        s = self.servers.get(addr.split(":", 1)[1])
-        return s.incarnation if s else 0
+        s = self._server_at.get(addr)
+        return s.incarnation if s is not None else 0
 
     def run_until(self, elapsed_end: int) -> None:
         t_end = EPOCH_BASE_MS + elapsed_end
@@ -278,18 +277,17 @@ class World:
     def _core(self, addr: str) -> Any:
         if addr == m.QUORUM:
             return self.quorum if self.quorum_up else None
-        kind, node_id = addr.split(":", 1)
-        s = self.servers.get(node_id)
+        s = self._server_at.get(addr)
         if s is None or not s.up:
             return None
-        return s.node if kind == "node" else s.elm
+        return s.node if addr.startswith("node:") else s.elm
 
     def _dispatch(self, addr: str, sender: str, msg: m.Message) -> None:
         core = self._core(addr)
         if core is None:
             return
         if addr != m.QUORUM:
-            self._mark(addr.split(":", 1)[1])
+            self._mark(self._server_at[addr].node_id)
         if addr.startswith("node:"):
             self._report_watchdog_stops(core, addr)
         effects = core.step(msg, self.local_now(addr), sender)
@@ -299,7 +297,7 @@ class World:
     def _report_watchdog_stops(self, core: NodeCore, addr: str) -> None:
         """The shell tells a resumed node which of its services the watchdog stopped, so it
         starts them again only if it still may."""
-        s = self.servers[addr.split(":", 1)[1]]
+        s = self._server_at[addr]
         if s.watchdog_stopped:
             for g in s.watchdog_stopped:
                 run = core.runner.groups.get(g)
@@ -318,39 +316,49 @@ class World:
     # --- effects, as a shell carries them out ------------------------------------------------------
     def _run_effects(self, addr: str, effects: list) -> None:
         for e in effects:
-            if isinstance(e, Send):
-                self.send(addr, e.to, e.msg)
-            elif isinstance(e, SetTimer):
-                gen = self._timers.get((addr, e.key), 0) + 1
-                self._timers[(addr, e.key)] = gen
-                at = max(self.global_at(addr, e.at_ms), self.now)
-                if self.timer_late_max_ms:  # a loaded host: the timer fires a little late
-                    at += self.rng.randint(0, self.timer_late_max_ms)
-                self._push(at, "timer", (addr, e.key, gen))
-            elif isinstance(e, Persist):
-                self._persist(addr, e.records)
-            elif isinstance(e, PersistOwnership):
-                self.qdisk.epoch, self.qdisk.owner = e.epoch, e.owner
-            elif isinstance(e, SetAsideReplica):
-                s = self.servers[addr.split(":", 1)[1]]
-                s.aside.append(s.replica)
-                s.replica = []
-            elif isinstance(e, StartGroup):
-                self.placement_changed = True
-                self.running.setdefault(e.group, set()).add(addr.split(":", 1)[1])
-            elif isinstance(e, StopGroup):
-                self.placement_changed = True
-                self.running.setdefault(e.group, set()).discard(addr.split(":", 1)[1])
-            elif isinstance(e, (StartResource, StopResource, SetRunDeadline)):
-                self.resources.execute(addr.split(":", 1)[1], e)
-            elif isinstance(e, StopService):
-                self._stop_service(addr.split(":", 1)[1], e.reason)
+            _EFFECTS[type(e)](self, addr, e)
+
+    def _send_effect(self, addr: str, e: Send) -> None:
+        self.send(addr, e.to, e.msg)
+
+    def _set_timer(self, addr: str, e: SetTimer) -> None:
+        gen = self._timers.get((addr, e.key), 0) + 1
+        self._timers[(addr, e.key)] = gen
+        at = max(self.global_at(addr, e.at_ms), self.now)
+        if self.timer_late_max_ms:  # a loaded host: the timer fires a little late
+            at += self.rng.randint(0, self.timer_late_max_ms)
+        self._push(at, "timer", (addr, e.key, gen))
+
+    def _persist_effect(self, addr: str, e: Persist) -> None:
+        self._persist(addr, e.records)
+
+    def _persist_ownership(self, addr: str, e: PersistOwnership) -> None:
+        self.qdisk.epoch, self.qdisk.owner = e.epoch, e.owner
+
+    def _set_aside(self, addr: str, e: SetAsideReplica) -> None:
+        s = self._server_at[addr]
+        s.aside.append(s.replica)
+        s.replica = []
+
+    def _start_group(self, addr: str, e: StartGroup) -> None:
+        self.placement_changed = True
+        self.running.setdefault(e.group, set()).add(self._server_at[addr].node_id)
+
+    def _stop_group(self, addr: str, e: StopGroup) -> None:
+        self.placement_changed = True
+        self.running.setdefault(e.group, set()).discard(self._server_at[addr].node_id)
+
+    def _resource_effect(self, addr: str, e: StartResource | StopResource | SetRunDeadline) -> None:
+        self.resources.execute(self._server_at[addr].node_id, e)
+
+    def _stop_service_effect(self, addr: str, e: StopService) -> None:
+        self._stop_service(self._server_at[addr].node_id, e.reason)
 
     def _persist(self, addr: str, records: tuple[Record, ...]) -> None:
         if addr == m.QUORUM:
             self.qdisk.records.extend(records)
             return
-        s = self.servers[addr.split(":", 1)[1]]
+        s = self._server_at[addr]
         for r in records:
             if r.seq == len(s.replica) + 1:
                 s.replica.append(r)
@@ -386,3 +394,19 @@ class World:
         from projections.state import ClusterState
 
         return proj.fold(ClusterState(), self.qdisk.records)
+
+
+# One handler per effect type (a type without one is a bug: KeyError).
+_EFFECTS: dict[type, Callable[[World, str, Any], None]] = {
+    Send: World._send_effect,
+    SetTimer: World._set_timer,
+    Persist: World._persist_effect,
+    PersistOwnership: World._persist_ownership,
+    SetAsideReplica: World._set_aside,
+    StartGroup: World._start_group,
+    StopGroup: World._stop_group,
+    StartResource: World._resource_effect,
+    StopResource: World._resource_effect,
+    SetRunDeadline: World._resource_effect,
+    StopService: World._stop_service_effect,
+}
