@@ -129,7 +129,8 @@ class EventLogManagerCore:
             return self._ingest(msg.records, now)  # a late duplicate answer
         self._inflight = None
         out = self._ingest(msg.records, now, batch_id=msg.batch_id)
-        out += [Send(m.elm_addr(p), m.Replicate(records=msg.records)) for p in self._peers()]
+        replicate = m.Replicate(records=msg.records)  # one immutable message for every peer
+        out += [Send(m.elm_addr(p), replicate) for p in self._peers()]
         return out + self._send_next(now)
 
     def _refused(self, msg: m.AppendRefused, now: int, sender: str) -> list[Effect]:

@@ -245,6 +245,7 @@ class NodeState:
         self.exit_at: int | None = None  # a decided leave: tell the others once stopped, or at this time
         self.fenced = False  # lost the leader and stopped our groups; cleared by rejoining
         self.discovery_attempts = 0  # rotates the discovery slice across attempts
+        self.peer_order: tuple[frozenset[str], list[str]] | None = None  # the peers, in discovery order
         self.sponsoring = SponsorState()
 
     def become(self, role: Role, state: RoleState) -> None:

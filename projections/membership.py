@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, Iterable, Literal
 
+import orjson
+
 from events import types as ev
 from events.codec import GENESIS_HASH
 from events.record import Record
@@ -59,6 +61,9 @@ class MembershipView:
     # answers a retried command from here instead of running it twice.
     requests: dict[str, int] = field(default_factory=dict)
     stopping: bool = False  # ClusterStopping until the next QuorumAcquired: place no group
+    # `canonical()` but for seq, hash and ts (which every record changes): the sorted render's
+    # two runs of keys around "hash" and "seq", kept until a record changes anything else.
+    _body: tuple[bytes, bytes] | None = field(default=None, init=False, repr=False, compare=False)
 
     def copy(self) -> MembershipView:
         return replace(self, nodes=dict(self.nodes), groups=dict(self.groups), requests=dict(self.requests))
@@ -119,7 +124,17 @@ class MembershipView:
                    requests=dict(d.get("requests", {})), stopping=d.get("stopping", False))
 
     def canonical(self) -> bytes:
-        return canonical_of(self.to_dict())
+        if self._body is None:
+            d = self.to_dict()
+            before_hash = canonical_of({"epoch": d["epoch"], "groups": d["groups"]})
+            before_seq = canonical_of({k: d[k] for k in ("leader", "nodes", "requests") if k in d})
+            self._body = (before_hash[1:-1], before_seq[1:-1])
+        before_hash, before_seq = self._body
+        # The keys sort epoch, groups, hash, leader, nodes, requests, seq, stopping, ts: these
+        # are the bytes of the whole sorted render.
+        stopping = b',"stopping":true' if self.stopping else b""
+        return b'{%s,"hash":%s,%s,"seq":%d%s,"ts":%s}' % (
+            before_hash, orjson.dumps(self.hash), before_seq, self.seq, stopping, orjson.dumps(self.ts))
 
     def digest(self) -> str:
         return hash_canonical(self.canonical())
@@ -297,6 +312,7 @@ def apply_in_place(view: MembershipView, r: Record) -> None:
     t = r.event.type
     handler = _CHANGING.get(t)
     if handler is not None:
+        view._body = None
         handler(view, r)
     elif t not in _HANDLERS:
         raise KeyError(t)  # an event type this view does not know: as loud as before
@@ -304,8 +320,10 @@ def apply_in_place(view: MembershipView, r: Record) -> None:
     if t in _WITH_REQUEST_ID:
         request_id = r.event.request_id
         if request_id is not None:
+            view._body = None
             _remember_request(view.requests, request_id, seq)
     if r.epoch > view.epoch:
+        view._body = None
         view.epoch = r.epoch
 
 

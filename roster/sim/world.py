@@ -97,6 +97,7 @@ class World:
         # touch anything; and whether any group or resource started or stopped anywhere.
         self._changed: dict[str, None] | None = None
         self.placement_changed = True
+        self._fired: dict[str, m.TimerFired] = {}
         self._server_at: dict[str, Server] = {}  # node:x and elm:x -> server x (the hot paths look up by address)
 
     # --- setup ------------------------------------------------------------------------------
@@ -259,7 +260,10 @@ class World:
         if paused is not None:  # fires when the process runs again
             self._push(paused.paused_until, "timer", (addr, key, gen))
             return
-        self._dispatch(addr, addr, m.TimerFired(key=key))
+        fired = self._fired.get(key)
+        if fired is None:  # (a message is immutable: one per key serves every timer)
+            fired = self._fired[key] = m.TimerFired(key=key)
+        self._dispatch(addr, addr, fired)
 
     def _deliver(self, src: str, dst: str, msg: m.Message, incarnation: int) -> None:
         if incarnation != self._incarnation_of(dst):
