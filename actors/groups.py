@@ -21,13 +21,18 @@ def run_until(node: NodeState) -> int:
 
 
 def desired_groups(node: NodeState, now: int) -> set[str]:
-    if node.leaving or not node.view.membership.is_full_member(node.id) or now >= run_until(node):
+    return _desired(node, now, run_until(node))
+
+
+def _desired(node: NodeState, now: int, until: int) -> set[str]:
+    if node.leaving or now >= until or not node.view.membership.is_full_member(node.id):
         return set()
     return {g.name for g in node.view.membership.groups.values() if g.owner == node.id}
 
 
 def sync_groups(node: NodeState, now: int) -> list[Effect]:
-    return group_runner.sync(node, now, desired_groups(node, now), run_until(node))
+    until = run_until(node)  # (once per step: every step ends here)
+    return group_runner.sync(node, now, _desired(node, now, until), until)
 
 
 def stop_all_groups(node: NodeState, now: int) -> list[Effect]:

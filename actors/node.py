@@ -76,9 +76,9 @@ class NodeCore(NodeState):
         if self.role == Role.LEADER:
             out += leader.flush(self, now)
         out += sync_groups(self, now)
-        # (a leader's own reports join its outbox here and go out with its next batch)
-        out += group_runner.flush_reports(self, resend=isinstance(msg, m.TimerFired) and msg.key == Timer.TICK)
-        if exiting.ready_to_exit(self, now):  # a decided leave, and our groups have stopped
+        if self.runner.unreported:  # (a leader's own reports join its outbox here, out with its next batch)
+            out += group_runner.flush_reports(self, resend=isinstance(msg, m.TimerFired) and msg.key == Timer.TICK)
+        if self.exit_at is not None and exiting.ready_to_exit(self, now):  # a decided leave, groups stopped
             out += exiting.leave(self, now)
         return out
 
