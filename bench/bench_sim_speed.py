@@ -1,6 +1,6 @@
 """Simulator speed: seeds per CPU minute for the CI sweeps' configurations (issue 11). Not a test.
 
-    python bench/bench_sim_speed.py [--seeds 100] [--swarm7-seeds 40] [--no-checker]
+    python bench/bench_sim_speed.py [--seeds 100] [--swarm7-seeds 40]
 
 Each configuration runs a block of the same seeds CI runs (classic: every fault kind, 5 nodes;
 swarm at 5 and 7 nodes; 20 virtual s each) and reports CPU seconds per seed and seeds per CPU
