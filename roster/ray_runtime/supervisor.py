@@ -30,6 +30,7 @@ from roster.ray_runtime.shell import NAMESPACE
 log = logging.getLogger("roster.supervisor")
 SUPERVISOR_NAME = "supervisor"
 RECONCILE_PERIOD_S = 1.0
+NODE_START_TIMEOUT_S = 60.0  # a Node's start on a Ray node that died meanwhile: retried next round
 NODE_RESOURCE_PREFIX = "roster-node-"
 HEAD_RESOURCE = {"node:__internal_head__": 0.001}
 LEAVE_WAIT_S = 3.0
@@ -55,6 +56,35 @@ class SupervisorConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def plan_moves(alive: list[tuple[str, str]], current: dict[str, str | None],
+               passed_over: set[str]) -> dict[str, tuple[str, frozenset[str]]]:
+    """Which Roster nodes to (re)start on which Ray node: Roster id -> (the Ray node, the Ray
+    nodes that move passes over for good). `alive`: (Roster id, Ray node id) of every Ray
+    node `ray.nodes()` calls alive; `current`: where each Roster node runs now.
+
+    A host that crashed and came back at once shows up twice for a while: its new raylet, and
+    its old one, which Ray still calls alive until its health checks time out (~15 s at Ray's
+    defaults). The new one wins: a Ray node other than the current one that was never passed
+    over is newer than it. Once passed over (left, or alive beside the one chosen), a Ray
+    node is never chosen again: going back would kill the Node just started and pin a new
+    one to a dead raylet, whose start hangs until Ray gives up on it (the bimodal rejoin of
+    docs/benchmarks.md)."""
+    candidates: dict[str, list[str]] = {}
+    for roster_id, ray_node in sorted(alive):
+        if ray_node not in passed_over:
+            candidates.setdefault(roster_id, []).append(ray_node)
+    moves: dict[str, tuple[str, frozenset[str]]] = {}
+    for roster_id, ray_nodes in candidates.items():
+        now_on = current.get(roster_id)
+        newer = [n for n in ray_nodes if n != now_on]
+        if not newer:
+            continue  # where it runs is the only choice
+        target = newer[0]
+        left = {n for rid, n in alive if rid == roster_id and n != target}
+        moves[roster_id] = (target, frozenset(left | ({now_on} if now_on is not None else set())))
+    return moves
+
+
 def roster_id_of(ray_node: dict[str, Any]) -> str:
     for res in ray_node.get("Resources", {}):
         if res.startswith(NODE_RESOURCE_PREFIX):
@@ -69,6 +99,7 @@ class Supervisor:
         self.cfg = SupervisorConfig(**config)
         self.started: dict[str, dict[str, Any]] = {}  # roster node id -> {"ray_node", "http"}
         self.port_index: dict[str, int] = {}
+        self.passed_over: set[str] = set()  # Ray node ids never to start on again (`plan_moves`)
         self._loop: asyncio.Task | None = None
         self.stopping = False
 
@@ -101,20 +132,18 @@ class Supervisor:
     async def reconcile(self) -> list[str]:
         """Start a Node + ELM on every alive Ray node that has none (and may have one)."""
         started = []
-        alive = [n for n in ray.nodes() if n.get("Alive")]
-        for ray_node in sorted(alive, key=lambda n: n["NodeID"]):
-            node_id = roster_id_of(ray_node)
-            current = self.started.get(node_id)
-            if current is not None and current["ray_node"] == ray_node["NodeID"]:
-                continue
+        alive = [(roster_id_of(n), n["NodeID"]) for n in ray.nodes() if n.get("Alive")]
+        current = {node_id: info["ray_node"] for node_id, info in self.started.items()}
+        for node_id, (ray_node, passed) in sorted(plan_moves(alive, current, self.passed_over).items()):
             if node_id not in self.cfg.members:
                 if not self.cfg.auto_add:
                     continue
                 await self._add_member(node_id)
-            if current is not None:  # its old Ray node died; the pinned actors are dead for good
+            self.passed_over |= passed
+            if node_id in self.started:  # its old Ray node died (or is dying); its pinned actors with it
                 await self._forget(node_id)
             index = self.port_index.setdefault(node_id, len(self.port_index))
-            await self._start_node(node_id, ray_node["NodeID"], index)
+            await asyncio.wait_for(self._start_node(node_id, ray_node, index), NODE_START_TIMEOUT_S)
             started.append(node_id)
         return started
 
@@ -142,6 +171,10 @@ class Supervisor:
             except Exception:  # noqa: BLE001 - a failed round is retried on the next
                 log.exception("reconcile failed")
             await asyncio.sleep(RECONCILE_PERIOD_S)
+
+    async def placement(self) -> dict[str, str | None]:
+        """Roster node id -> the Ray node id its Node + ELM were started on (None: local)."""
+        return {node_id: info["ray_node"] for node_id, info in sorted(self.started.items())}
 
     async def describe(self) -> dict[str, Any]:
         return {"cluster_id": self.cfg.cluster_id, "name": self.cfg.cluster_name,
