@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterable, Iterator, Sequence, TextIO
 
 from events import codec
@@ -21,7 +22,7 @@ from projections import replay
 from roster import logdir, remote_log
 from roster.logdir import LogReader, NotALogError, ReplayReport
 from projections.state import ClusterState, fold
-from roster.cli_cluster import cmd_watch
+from roster.cli_cluster import DEFAULT_DATA_DIR, cmd_watch
 from roster.cli_format import cell, emit_json, line, seq_arg, table
 from roster.errors import UserError
 
@@ -30,6 +31,7 @@ EXIT_USAGE = 2  # bad argument, bad path
 PROGRESS_MIN_RECORDS = 100_000  # smaller replays finish before a bar would help
 PROGRESS_BAR_WIDTH = 30  # characters
 WIDTH_SAMPLE_ROWS = 1000  # `events` streams: column widths come from the first rows
+DEFAULT_QUORUM_LOG = f"{DEFAULT_DATA_DIR}/quorum"  # `events`/`replay` with no source: the log `roster up` keeps
 
 
 # --- shared helpers ----------------------------------------------------------------------------
@@ -195,8 +197,13 @@ def _print_events(records: Iterable[Record], args: argparse.Namespace) -> int:
 
 
 def _one_source(args: argparse.Namespace) -> None:
-    if (args.logdir is None) == (args.url is None):
-        raise UserError("give either LOGDIR (a log on disk) or --url (a running node), not both or neither")
+    if args.logdir is None and args.url is None:  # a newcomer's `roster events` next to `roster up`
+        if not Path(DEFAULT_QUORUM_LOG).is_dir():
+            raise UserError(f"give LOGDIR (a log on disk) or --url (a running node): there is no "
+                            f"{DEFAULT_QUORUM_LOG} here, where `roster up` keeps the cluster's log")
+        args.logdir = DEFAULT_QUORUM_LOG
+    if args.logdir is not None and args.url is not None:
+        raise UserError("give either LOGDIR (a log on disk) or --url (a running node), not both")
     if getattr(args, "follow", False) and args.url is None:
         raise UserError("--follow needs --url: only a running cluster has new events to follow")
 
@@ -348,7 +355,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_verify)
 
     p = subparsers.add_parser("events", help="list the events of a log (LOGDIR) or of a running node (--url)")
-    p.add_argument("logdir", metavar="LOGDIR", nargs="?")
+    p.add_argument("logdir", metavar="LOGDIR", nargs="?", help=f"default {DEFAULT_QUORUM_LOG} (`roster up`'s log)")
     p.add_argument("--url", help="a running node's HTTP address instead of LOGDIR")
     p.add_argument("--follow", action="store_true", help="with --url: keep printing events as they commit")
     p.add_argument("--from", dest="from_seq", type=seq_arg, default=1, metavar="SEQ")
@@ -358,7 +365,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_events)
 
     p = subparsers.add_parser("replay", help="the configuration database and membership at a seq or time")
-    p.add_argument("logdir", metavar="LOGDIR", nargs="?")
+    p.add_argument("logdir", metavar="LOGDIR", nargs="?", help=f"default {DEFAULT_QUORUM_LOG} (`roster up`'s log)")
     p.add_argument("--url", help="a running node's HTTP address instead of LOGDIR")
     when = p.add_mutually_exclusive_group(required=True)
     when.add_argument("--to", type=seq_arg, metavar="SEQ")

@@ -239,3 +239,23 @@ def test_events_needs_exactly_one_source(capsys, server, tmp_path):
     assert code == 2 and "either LOGDIR" in err and "Traceback" not in err
     code, _, err = run(capsys, "events", tmp_path, "--follow")
     assert code == 2 and "--follow needs --url" in err
+
+
+def test_events_and_replay_with_no_source_read_roster_ups_log_here(capsys, server, data_dir, tmp_path, monkeypatch):
+    """A newcomer's `roster events` beside `roster up` reads ./roster-data/quorum; elsewhere it
+    says where it looked, in one line."""
+    from events.log import EventLog
+
+    monkeypatch.chdir(tmp_path)
+    code, _, err = run(capsys, "events")
+    assert code == 2 and "no ./roster-data/quorum here" in err and "Traceback" not in err
+    admin(capsys, server, data_dir, "pause", "n2")
+    records = list(server.cluster.world.qdisk.records[: server.cluster.feed.seq])
+    with EventLog.open(tmp_path / "roster-data" / "quorum", fsync=False) as log:
+        log.append_records(records)
+    code, out, err = run(capsys, "events", "--type", "NodePaused", "--json")
+    assert code == 0, err
+    assert [json.loads(line)["node"] for line in out.splitlines()] == ["n2"]
+    code, out, err = run(capsys, "replay", "--to", len(records), "--json")
+    assert code == 0, err
+    assert json.loads(out)["seq"] == len(records)
