@@ -86,11 +86,6 @@ def svc_answer(url: str) -> dict | None:
         return None
 
 
-def group(url: str) -> dict:
-    with urllib.request.urlopen(f"{url}/v1/groups/web", timeout=HTTP_TIMEOUT_S) as resp:
-        return json.loads(resp.read())
-
-
 def group_or_none(url: str, name: str = "web") -> dict | None:
     """The group's doc, or None (404) while this replica has not yet applied the apply: a
     replica folds the committed event a moment after the quorum acknowledged it."""
